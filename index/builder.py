@@ -1,0 +1,139 @@
+"""Build or incrementally update the index: re-embed only changed files, drop deleted ones, and
+rebuild from scratch when the stored index was made with other settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from index import store
+from index.chunking import Chunk, chunk_document
+from index.documents import Document, Skipped, load_corpus
+from index.embedder import Embedder
+from index.tokens import ENCODING
+
+Progress = Callable[[int, int], None]  # (done, total) texts embedded
+
+
+@dataclass
+class BuildReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    rebuild_reason: str | None = None
+    n_chunks: int = 0
+    n_embedded: int = 0
+    written: bool = False
+    seconds: float = 0.0
+
+
+def _embed(chunks: list[Chunk], embedder: Embedder, on_batch: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
+    sentences = [c.text[s.start : s.end] for c in chunks for s in c.sentences]
+    texts = [c.text for c in chunks] + sentences
+    vectors = embedder.encode_documents(texts, progress=on_batch) if texts else np.zeros((0, embedder.dim))
+    return vectors[: len(chunks)].astype(np.float32), vectors[len(chunks) :].astype(np.float32)
+
+
+def build(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> BuildReport:
+    started = time.perf_counter()
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
+    report = BuildReport()
+    docs, report.skipped = load_corpus(corpus_dir)
+    wanted = store.Manifest(
+        embedding_model=embedder.name, dim=embedder.dim, chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap, encoding=ENCODING, files={d.source: d.sha256 for d in docs},
+    )
+
+    old: store.IndexData | None = None
+    if force:
+        report.rebuild_reason = "forced rebuild"
+    elif store.current_version(index_dir) is not None:
+        try:
+            old = store.load(index_dir)
+        except store.IndexLoadError as exc:
+            report.rebuild_reason = f"existing index unusable: {exc}"
+        if old is not None and (why := old.manifest.settings_mismatch(wanted)):
+            report.rebuild_reason = "settings changed: " + "; ".join(why)
+            old = None
+
+    old_by_source: dict[str, list[int]] = {}
+    if old is not None:
+        for i, chunk in enumerate(old.chunks):
+            old_by_source.setdefault(chunk.source, []).append(i)
+
+    fresh: list[Document] = []
+    for doc in docs:
+        previous = old.manifest.files.get(doc.source) if old else None
+        if previous == doc.sha256:
+            report.unchanged.append(doc.source)
+        else:
+            (report.updated if previous else report.added).append(doc.source)
+            fresh.append(doc)
+    if old is not None:
+        current = {d.source for d in docs}
+        report.removed = sorted(s for s in old.manifest.files if s not in current)
+
+    if old is not None and not fresh and not report.removed:
+        report.n_chunks = len(old.chunks)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    new_chunks = [c for doc in fresh for c in chunk_document(doc, chunk_tokens, chunk_overlap)]
+    total = len(new_chunks) + sum(len(c.sentences) for c in new_chunks)
+    done = 0
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    new_chunk_vecs, new_sent_vecs = _embed(new_chunks, embedder, on_batch)
+    report.n_embedded = total
+
+    # Assemble in corpus order: kept chunks reuse their stored vectors, fresh ones use new vectors.
+    chunks: list[Chunk] = []
+    chunk_rows: list[np.ndarray] = []
+    sent_rows: list[np.ndarray] = []
+    fresh_by_source: dict[str, list[int]] = {}
+    for i, chunk in enumerate(new_chunks):
+        fresh_by_source.setdefault(chunk.source, []).append(i)
+    new_sent_offsets = np.cumsum([0] + [len(c.sentences) for c in new_chunks])
+    for doc in docs:
+        if doc.source in fresh_by_source:
+            for i in fresh_by_source[doc.source]:
+                chunks.append(new_chunks[i])
+                chunk_rows.append(new_chunk_vecs[i : i + 1])
+                sent_rows.append(new_sent_vecs[new_sent_offsets[i] : new_sent_offsets[i + 1]])
+        elif old is not None:
+            for i in old_by_source.get(doc.source, []):
+                chunks.append(old.chunks[i])
+                chunk_rows.append(old.chunk_vectors[i : i + 1])
+                sent_rows.append(old.sentence_rows(i))
+    dim = embedder.dim
+    data = store.IndexData.create(
+        wanted,
+        chunks,
+        np.concatenate(chunk_rows) if chunk_rows else np.zeros((0, dim), np.float32),
+        np.concatenate(sent_rows) if sent_rows else np.zeros((0, dim), np.float32),
+    )
+    store.save(data, index_dir)
+    report.written = True
+    report.n_chunks = len(chunks)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,1 @@
+"""Answer questions over the index: retrieve -> select context -> prompt -> LLM -> check citations."""

@@ -1,0 +1,96 @@
+"""Choose the few sentences worth sending to the LLM.
+
+Prompt length is what makes a small local model slow, so instead of whole chunks we send the
+best-scoring sentences of the retrieved chunks, grouped back into short numbered passages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.store import IndexData
+from index.tokens import count_tokens
+from service.retrieval import Retrieval
+from service.text import content_words
+
+LEXICAL_WEIGHT = 0.25
+
+
+@dataclass
+class Passage:
+    number: int  # the n the LLM cites as [n]
+    source: str
+    text: str
+    start_line: int
+    end_line: int
+    score: float  # best sentence cosine in the passage
+    chunk_id: int
+
+
+@dataclass
+class Candidate:
+    chunk_id: int
+    sentence: int  # index within the chunk
+    text: str
+    cosine: float
+    score: float
+
+
+def score_sentences(data: IndexData, retrieval: Retrieval, question: str) -> list[Candidate]:
+    """Every sentence of the retrieved chunks, scored by cosine plus a bonus for shared rare words;
+    duplicates (chunk overlap, articles quoting each other) keep only their best copy."""
+    q_terms = set(content_words(question))
+    best: dict[str, Candidate] = {}
+    for hit in retrieval.hits:
+        rows = data.sentence_rows(hit.chunk_id)
+        cosines = rows @ retrieval.query_vector if len(rows) else np.zeros(0)
+        for k, span in enumerate(hit.chunk.sentences):
+            text = hit.chunk.text[span.start : span.end]
+            terms = set(content_words(text))
+            overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+            cand = Candidate(hit.chunk_id, k, text, float(cosines[k]), float(cosines[k]) + LEXICAL_WEIGHT * overlap)
+            key = " ".join(text.lower().split())
+            if key not in best or cand.score > best[key].score:
+                best[key] = cand
+    return sorted(best.values(), key=lambda c: -c.score)
+
+
+def select_passages(
+    data: IndexData, retrieval: Retrieval, question: str, max_tokens: int, max_sentences: int
+) -> list[Passage]:
+    chosen: list[Candidate] = []
+    used = 0
+    for cand in score_sentences(data, retrieval, question):
+        cost = count_tokens(cand.text) + 4
+        if len(chosen) >= max_sentences or (chosen and used + cost > max_tokens):
+            break
+        chosen.append(cand)
+        used += cost
+
+    # Group the chosen sentences of each chunk into one passage, in document order; number the
+    # passages by their best sentence so [1] is the strongest evidence.
+    by_chunk: dict[int, list[Candidate]] = {}
+    for cand in chosen:
+        by_chunk.setdefault(cand.chunk_id, []).append(cand)
+    groups = sorted(by_chunk.items(), key=lambda kv: -max(c.score for c in kv[1]))
+    passages = []
+    for number, (chunk_id, cands) in enumerate(groups, start=1):
+        chunk = data.chunks[chunk_id]
+        cands.sort(key=lambda c: c.sentence)
+        first, last = chunk.sentences[cands[0].sentence], chunk.sentences[cands[-1].sentence]
+        start_line, _ = chunk.line_span(first.start, first.end)
+        _, end_line = chunk.line_span(last.start, last.end)
+        passages.append(
+            Passage(
+                number=number,
+                source=chunk.source,
+                text=" ".join(c.text for c in cands),
+                start_line=start_line,
+                end_line=end_line,
+                score=max(c.cosine for c in cands),
+                chunk_id=chunk_id,
+            )
+        )
+    return passages

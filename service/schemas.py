@@ -1,0 +1,94 @@
+"""Typed request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUESTION_CHARS = 2000
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, max_length=8000)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"question": "What breed of dog did Kim give Putin?"}]},
+    )
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    top_k: int | None = Field(default=None, ge=1, le=20)
+    history: list[Turn] = Field(default_factory=list, max_length=20)
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        if "\x00" in value:
+            raise ValueError("question must not contain NUL characters")
+        return value.strip()
+
+
+class Citation(BaseModel):
+    id: int = Field(description="The n of the [n] marker in the answer.")
+    source: str = Field(description="Source file, relative to the corpus folder's parent.")
+    start_line: int
+    end_line: int
+    text: str = Field(description="The quoted passage.")
+    score: float = Field(description="Retrieval relevance of the passage (cosine, -1..1).")
+
+
+class Timings(BaseModel):
+    rewrite: float = 0.0
+    retrieve: float
+    generate: float
+    total: float
+
+
+class AskResponse(BaseModel):
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    model: str
+    timings_ms: Timings
+    rewritten_question: str | None = Field(
+        default=None, description="The standalone question used for retrieval, when history was given."
+    )
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(default_factory=list)
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: Literal["ok", "loading", "failed"]
+    detail: str | None = None
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenResponse(BaseModel):
+    token: str
+    expires_in: int

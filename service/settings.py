@@ -1,0 +1,111 @@
+"""Every setting of citeqa, in one place. Read from `CITEQA_*` environment variables and `.env`.
+
+Bad values fail at start-up with a message naming the setting, not on the first request.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOCAL_PROVIDER = "citeqa"
+DEFAULT_LLM = f"{LOCAL_PROVIDER}/qwen2.5-coder-1.5b"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITEQA_", env_file=".env", extra="ignore")
+
+    # Corpus and index
+    corpus_dir: Path = Path("seeds")
+    index_dir: Path = Path(".citeqa/index")
+    embedding_model: str = "all-MiniLM-L6-v2"
+    chunk_tokens: int = Field(160, ge=16, le=2048)
+    chunk_overlap: int = Field(32, ge=0, le=1024)
+
+    # Retrieval and context
+    top_k: int = Field(5, ge=1, le=20)
+    rrf_k: int = Field(60, ge=1)
+    context_max_tokens: int = Field(260, ge=32, le=8000)
+    context_max_sentences: int = Field(6, ge=1, le=50)
+    min_relevance: float = Field(0.30, ge=-1.0, le=1.0)
+
+    # LLM (every call goes through litellm)
+    llm_model: str = DEFAULT_LLM
+    llm_api_base: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_max_tokens: int = Field(120, ge=1, le=4096)
+    llm_timeout: float = Field(60.0, gt=0)
+    llm_max_concurrency: int = Field(1, ge=1, le=64)
+    llm_queue_size: int = Field(8, ge=0, le=1000)
+
+    # Embedded local model (used when llm_model starts with "citeqa/")
+    model_dir: Path = Path(".citeqa/models")
+    local_n_ctx: int = Field(2048, ge=256, le=32768)
+    local_n_threads: int | None = Field(None, ge=1)
+
+    # Conversation
+    history_max_turns: int = Field(6, ge=0, le=50)
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(64_000, ge=1024)
+    log_level: str = "INFO"
+
+    # Access control
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    rate_limit: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    token_secret: SecretStr | None = None
+    token_ttl_seconds: int = Field(300, ge=10, le=3600)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value:
+            from service.ratelimit import parse_rate  # validation only; no import cycle at load
+
+            parse_rate(value)
+        return value or None
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+        return self
+
+    @property
+    def uses_local_model(self) -> bool:
+        return self.llm_model.startswith(f"{LOCAL_PROVIDER}/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
