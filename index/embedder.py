@@ -51,7 +51,8 @@ class SentenceTransformerEmbedder:
 
         self.name = name
         self._model = SentenceTransformer(resolve_model_path(name), device=device)
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn() or 0)
         self._batch_size = batch_size
 
     def encode_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ best-scoring sentences of the retrieved chunks, grouped back into short numbered
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Passage:
     end_line: int
     score: float  # best sentence cosine in the passage
     chunk_id: int
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
 
 
 @dataclass
@@ -91,6 +92,7 @@ def select_passages(
                 end_line=end_line,
                 score=max(c.cosine for c in cands),
                 chunk_id=chunk_id,
+                vectors=data.sentence_rows(chunk_id)[[c.sentence for c in cands]],
             )
         )
     return passages

@@ -1,0 +1,135 @@
+"""The service, not the model, has the last word on citations.
+
+Small models cite loosely: markers that point nowhere, or at the wrong passage. Every sentence of
+the answer is checked against the passages (shared content words, and embedding similarity when
+vectors are available); a marker survives only if its passage supports the sentence, otherwise
+it moves to the passage that does, or goes. Markers are renumbered 1..n in order of appearance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.context import Passage
+from service.text import content_words
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_ANY_BRACKET_REF = re.compile(r"\s*\[(?:passage|source|doc)?\s*\d+[^\]]{0,20}\]", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?])(?:\s*\[[^\]]{1,20}\])*\s+(?=\S)")
+REFUSAL = "I cannot answer that from the provided sources."
+_REFUSAL_PATTERNS = re.compile(
+    r"cannot answer|can't answer|can not answer|unable to answer|do(?:es)? not (?:contain|mention|provide|say|"
+    r"include|specify|state|give)|doesn't (?:contain|mention|provide|say|specify)|don't (?:contain|mention|"
+    r"provide|know)|not (?:mentioned|provided|specified|stated|given|available) in|no information|"
+    r"there is no mention|i do not know|not enough information|cannot be determined|cannot provide",
+    re.I,
+)
+
+LEXICAL_SUPPORT = 0.5  # share of a sentence's content words found in the passage
+EMBEDDING_SUPPORT = 0.62  # cosine between the sentence and its closest passage sentence
+
+
+@dataclass
+class Checked:
+    answer: str
+    cited: list[Passage]  # in id order: cited[0] is [1]
+    refused: bool
+    dropped: int  # markers removed or moved
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL_PATTERNS.search(text))
+
+
+def split_answer(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+
+
+def _markers(sentence: str) -> tuple[str, list[int]]:
+    numbers = [int(n) for group in _MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", group)]
+    bare = _ANY_BRACKET_REF.sub("", _MARKER.sub("", sentence)).strip()
+    return bare, numbers
+
+
+def lexical_support(sentence: str, passage: Passage) -> float:
+    words = set(content_words(sentence))
+    if not words:
+        return 0.0
+    return len(words & set(content_words(passage.text))) / len(words)
+
+
+def check(
+    raw_answer: str,
+    passages: list[Passage],
+    embed: Callable[[list[str]], np.ndarray] | None = None,
+) -> Checked:
+    if not raw_answer.strip() or not passages or is_refusal(raw_answer) and not _has_grounded(raw_answer, passages):
+        return Checked(REFUSAL, [], True, 0)
+    by_number = {p.number: p for p in passages}
+    sentences = [_markers(s) for s in split_answer(raw_answer)]
+    vectors = embed([bare for bare, _ in sentences]) if embed and sentences else None
+
+    def support(i: int, passage: Passage) -> float:
+        lex = lexical_support(sentences[i][0], passage)
+        if lex >= LEXICAL_SUPPORT:
+            return lex
+        if vectors is not None and passage.vectors.size:
+            cos = float(np.max(passage.vectors @ vectors[i]))
+            if cos >= EMBEDDING_SUPPORT:
+                return cos
+        return lex * 0.5  # below both bars: unsupported
+
+    def supported(i: int, passage: Passage) -> bool:
+        return support(i, passage) >= LEXICAL_SUPPORT or (
+            vectors is not None and passage.vectors.size > 0
+            and float(np.max(passage.vectors @ vectors[i])) >= EMBEDDING_SUPPORT
+        )
+
+    order: list[int] = []  # passage numbers in order of first citation
+    out_sentences: list[str] = []
+    dropped = 0
+    grounded = 0
+    for i, (bare, numbers) in enumerate(sentences):
+        if not bare:
+            continue
+        if is_refusal(bare) or not content_words(bare):
+            out_sentences.append(bare)  # caveats and connectives carry no claim to cite
+            continue
+        keep = [n for n in dict.fromkeys(numbers) if n in by_number and supported(i, by_number[n])]
+        dropped += len(numbers) - len(keep)
+        if not keep:
+            best = max(passages, key=lambda p: support(i, p))
+            if supported(i, best):
+                keep = [best.number]
+        if keep:
+            grounded += 1
+        for n in keep:
+            if n not in order:
+                order.append(n)
+        marks = "".join(f" [{order.index(n) + 1}]" for n in keep)
+        out_sentences.append(_attach(bare, marks))
+    if grounded == 0:
+        return Checked(REFUSAL, [], True, dropped)
+    return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped)
+
+
+def _has_grounded(raw_answer: str, passages: list[Passage]) -> bool:
+    """True when a refusal phrase sits beside a real, supported claim ("X [1]. Y is not stated.")."""
+    for sentence in split_answer(raw_answer):
+        bare, _ = _markers(sentence)
+        if bare and not is_refusal(bare) and any(lexical_support(bare, p) >= LEXICAL_SUPPORT for p in passages):
+            return True
+    return False
+
+
+def _attach(sentence: str, marks: str) -> str:
+    """Put markers before the sentence's final punctuation: 'They met [1].'"""
+    if not marks:
+        return sentence
+    if sentence and sentence[-1] in ".!?":
+        return sentence[:-1].rstrip() + marks + sentence[-1]
+    return sentence + marks

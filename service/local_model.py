@@ -1,0 +1,79 @@
+"""The embedded default LLM: a GGUF model run in-process by llama.cpp.
+
+llama.cpp aborts the whole process when a prompt overflows its context, so every prompt is
+measured with the model's own tokenizer and trimmed to fit before it is decoded. One model
+instance decodes one request at a time; the service's LLM gate queues the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MESSAGE_OVERHEAD = 8  # chat-template tokens around each message
+TRIM_MARK = " … "
+
+
+class LocalLlama:
+    def __init__(self, path: Path, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        from llama_cpp import Llama  # heavy native import: only when the local model is used
+
+        self.path = path
+        self.n_ctx = n_ctx
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or max(1, os.cpu_count() or 1),
+            n_batch=512,
+            verbose=False,
+        )
+        self._lock = threading.Lock()
+
+    def count(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def fit(self, messages: list[dict[str, str]], max_tokens: int) -> list[dict[str, str]]:
+        """Trim the middle of the longest message until prompt + answer fit in the context."""
+        budget = self.n_ctx - max_tokens - 16
+        messages = [dict(m) for m in messages]
+        for _ in range(8):
+            sizes = [self.count(m["content"]) + MESSAGE_OVERHEAD for m in messages]
+            excess = sum(sizes) - budget
+            if excess <= 0:
+                return messages
+            longest = max(range(len(messages)), key=lambda i: sizes[i])
+            tokens = self._llm.tokenize(messages[longest]["content"].encode(), add_bos=False, special=False)
+            keep = len(tokens) - excess - 8
+            if keep <= 16:
+                raise ValueError("prompt cannot be trimmed to fit the model's context")
+            head, tail = tokens[: keep * 2 // 3], tokens[len(tokens) - keep // 3 :]
+            detok = self._llm.detokenize
+            messages[longest]["content"] = (
+                detok(head).decode("utf-8", "ignore") + TRIM_MARK + detok(tail).decode("utf-8", "ignore")
+            )
+            log.warning("prompt trimmed by %d tokens to fit n_ctx=%d", excess, self.n_ctx)
+        raise ValueError("prompt cannot be trimmed to fit the model's context")
+
+    def stream(
+        self, messages: list[dict[str, str]], max_tokens: int, temperature: float, stop: threading.Event
+    ) -> Iterator[str]:
+        """Yield text pieces as they are decoded; stop early once `stop` is set (client gone)."""
+        with self._lock:
+            fitted = self.fit(messages, max_tokens)
+            chunks = self._llm.create_chat_completion(
+                messages=fitted,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+            )
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                if piece:
+                    yield piece

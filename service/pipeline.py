@@ -1,0 +1,131 @@
+"""One question, end to end: rewrite a follow-up, retrieve, pick context, ask the LLM, check citations.
+
+`stream()` yields the model's text as it is written and ends with the checked, cited response;
+`ask()` is the same without the pieces. Weak evidence is refused before any LLM call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from index.embedder import Embedder
+from index.store import IndexData
+from index.tokens import count_tokens
+from service import citations
+from service.context import Passage, select_passages
+from service.gate import LLMGate
+from service.llm import LLM, complete
+from service.prompts import Prompts
+from service.retrieval import Retriever
+from service.schemas import AskRequest, AskResponse, Citation, Timings, Turn
+from service.settings import Settings
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Done:
+    response: AskResponse
+    usage: Usage = field(default_factory=Usage)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+class Answerer:
+    def __init__(self, settings: Settings, data: IndexData, retriever: Retriever, embedder: Embedder,
+                 llm: LLM, prompts: Prompts, gate: LLMGate) -> None:
+        self.settings = settings
+        self.data = data
+        self.retriever = retriever
+        self.embedder = embedder
+        self.llm = llm
+        self.prompts = prompts
+        self.gate = gate
+
+    async def ask(self, request: AskRequest) -> Done:
+        async for event in self.stream(request):
+            if isinstance(event, Done):
+                return event
+        raise RuntimeError("answer stream ended without a result")  # pragma: no cover
+
+    def passages_for(self, question: str, top_k: int) -> list[Passage]:
+        retrieval = self.retriever.retrieve(question, top_k)
+        s = self.settings
+        return select_passages(self.data, retrieval, question, s.context_max_tokens, s.context_max_sentences)
+
+    async def rewrite(self, question: str, history: list[Turn]) -> str:
+        turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []
+        if not turns:
+            return question
+        lines = "\n".join(f"{t.role}: {t.content[:600]}" for t in turns)
+        messages = [
+            {"role": "system", "content": self.prompts["rewrite_system"].render()},
+            {"role": "user", "content": self.prompts["rewrite_user"].render(history=lines, question=question)},
+        ]
+        async with self.gate.slot():
+            text = await complete(self.llm, messages, max_tokens=60)
+        text = text.strip().strip('"').splitlines()[0].strip() if text.strip() else ""
+        return text if 3 <= len(text) <= 500 else question
+
+    async def stream(self, request: AskRequest) -> AsyncIterator[Token | Done]:
+        started = time.perf_counter()
+        s = self.settings
+        question = request.question
+        rewritten = None
+        if request.history:
+            rewritten = await self.rewrite(question, request.history)
+            question = rewritten
+        t_rewrite = time.perf_counter()
+        passages = self.passages_for(question, request.top_k or s.top_k)
+        t_retrieve = time.perf_counter()
+
+        usage = Usage()
+        raw = ""
+        if passages and max(p.score for p in passages) >= s.min_relevance:
+            messages = [
+                {"role": "system", "content": self.prompts["answer_system"].render()},
+                {"role": "user", "content": self.prompts["answer_user"].render(
+                    passages="\n".join(f"[{p.number}] {p.text}" for p in passages), question=question)},
+            ]
+            usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
+            async with self.gate.slot():
+                async for piece in self.llm.stream(messages):
+                    raw += piece
+                    yield Token(piece)
+            usage.completion_tokens = count_tokens(raw)
+            checked = citations.check(raw, passages, embed=lambda texts: self.embedder.encode_documents(texts))
+        else:
+            checked = citations.check("", passages)
+        t_generate = time.perf_counter()
+
+        response = AskResponse(
+            answer=checked.answer,
+            refused=checked.refused,
+            citations=[
+                Citation(id=i, source=p.source, start_line=p.start_line, end_line=p.end_line, text=p.text,
+                         score=round(p.score, 4))
+                for i, p in enumerate(checked.cited, start=1)
+            ],
+            model=self.llm.name,
+            timings_ms=Timings(
+                rewrite=_ms(t_rewrite - started),
+                retrieve=_ms(t_retrieve - t_rewrite),
+                generate=_ms(t_generate - t_retrieve),
+                total=_ms(t_generate - started),
+            ),
+            rewritten_question=rewritten,
+        )
+        yield Done(response, usage)

@@ -1,0 +1,71 @@
+"""What the app loads once at start-up, and how it is loaded.
+
+`load_answerer` is the real loader (index, embedder, prompts, LLM); tests pass their own loader to
+`create_app` so no model is ever touched by unit tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from service.gate import LLMGate
+from service.pipeline import Answerer
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[Settings, LLMGate], Answerer]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    gate: LLMGate
+    answerer: Answerer | None = None
+    status: str = "loading"  # loading | ok | failed
+    detail: str | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def check_index(settings: Settings) -> None:
+    """Fail fast, before serving, when the index is missing or damaged (the message names the fix)."""
+    from index import store
+
+    store.load(settings.index_dir)
+
+
+def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
+    from index import store
+    from index.embedder import SentenceTransformerEmbedder
+    from service.llm import LiteLLMClient
+    from service.prompts import Prompts
+    from service.retrieval import HybridRetriever
+
+    prompts = Prompts.load()
+    data = store.load(settings.index_dir)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    if data.manifest.embedding_model != embedder.name or data.manifest.dim != embedder.dim:
+        raise store.IndexLoadError(
+            f"index was built with {data.manifest.embedding_model!r} but the service uses {embedder.name!r}: "
+            "run `citeqa index`"
+        )
+    if settings.uses_local_model:
+        load_local_model(settings)
+    llm = LiteLLMClient(settings)
+    retriever = HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
+    log.info("loaded index (%d chunks) and model %s", len(data.chunks), settings.llm_model)
+    return Answerer(settings, data, retriever, embedder, llm, prompts, gate)
+
+
+def load_local_model(settings: Settings) -> None:
+    from service.llm import register_local_provider
+    from service.local_model import LocalLlama
+    from service.modelfiles import ModelFileError, cached_model, spec_for
+
+    spec = spec_for(settings.llm_model.split("/", 1)[1])
+    path = cached_model(spec, settings.model_dir)
+    if path is None:
+        raise ModelFileError(f"local model {spec.name} is not prepared in {settings.model_dir}: run `citeqa model`")
+    register_local_provider(LocalLlama(path, n_ctx=settings.local_n_ctx, n_threads=settings.local_n_threads))
