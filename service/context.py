@@ -39,10 +39,15 @@ class Candidate:
     score: float
 
 
-def score_sentences(data: IndexData, retrieval: Retrieval, question: str) -> list[Candidate]:
-    """Every sentence of the retrieved chunks, scored by cosine plus a bonus for shared rare words;
-    duplicates (chunk overlap, articles quoting each other) keep only their best copy."""
+def score_sentences(data: IndexData, retrieval: Retrieval, question: str,
+                    idf: dict[str, float] | None = None) -> list[Candidate]:
+    """Every sentence of the retrieved chunks, scored by cosine plus a bonus for the share of the
+    question's words it contains, weighted by rarity (`idf`: words absent from the corpus weigh
+    the most, names on every page the least); duplicates (chunk overlap, articles quoting each
+    other) keep only their best copy."""
     q_terms = set(content_words(question))
+    weights = {t: (idf or {}).get(t, max((idf or {"": 1.0}).values(), default=1.0)) for t in q_terms}
+    total = sum(weights.values())
     best: dict[str, Candidate] = {}
     for hit in retrieval.hits:
         rows = data.sentence_rows(hit.chunk_id)
@@ -50,7 +55,7 @@ def score_sentences(data: IndexData, retrieval: Retrieval, question: str) -> lis
         for k, span in enumerate(hit.chunk.sentences):
             text = hit.chunk.text[span.start : span.end]
             terms = set(content_words(text))
-            overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+            overlap = sum(weights[t] for t in q_terms & terms) / total if total else 0.0
             cand = Candidate(hit.chunk_id, k, text, float(cosines[k]), float(cosines[k]) + LEXICAL_WEIGHT * overlap)
             key = " ".join(text.lower().split())
             if key not in best or cand.score > best[key].score:
@@ -59,11 +64,12 @@ def score_sentences(data: IndexData, retrieval: Retrieval, question: str) -> lis
 
 
 def select_passages(
-    data: IndexData, retrieval: Retrieval, question: str, max_tokens: int, max_sentences: int
+    data: IndexData, retrieval: Retrieval, question: str, max_tokens: int, max_sentences: int,
+    idf: dict[str, float] | None = None,
 ) -> list[Passage]:
     chosen: list[Candidate] = []
     used = 0
-    for cand in score_sentences(data, retrieval, question):
+    for cand in score_sentences(data, retrieval, question, idf):
         cost = count_tokens(cand.text) + 4
         if len(chosen) >= max_sentences or (chosen and used + cost > max_tokens):
             break

@@ -64,7 +64,8 @@ class Answerer:
     def passages_for(self, question: str, top_k: int) -> list[Passage]:
         retrieval = self.retriever.retrieve(question, top_k)
         s = self.settings
-        return select_passages(self.data, retrieval, question, s.context_max_tokens, s.context_max_sentences)
+        idf = getattr(getattr(self.retriever, "bm25", None), "idf", None)
+        return select_passages(self.data, retrieval, question, s.context_max_tokens, s.context_max_sentences, idf)
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []

@@ -20,7 +20,7 @@ def stem(word: str) -> str:
     """Crude suffix folding: enough for 'dogs'/'dog', 'gifted'/'gift', without a stemmer dependency."""
     if word.endswith("'s"):
         word = word[:-2]
-    for suffix, min_len in (("ies", 5), ("ing", 6), ("ed", 5), ("es", 5), ("s", 4)):
+    for suffix, min_len in (("ies", 5), ("ing", 6), ("ed", 6), ("es", 5), ("s", 4)):
         if word.endswith(suffix) and len(word) >= min_len:
             return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
     return word

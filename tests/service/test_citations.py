@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from service.citations import REFUSAL, check, is_refusal
+from service.context import Passage
+
+
+def _p(n: int, text: str, source: str = "seeds/a.txt") -> Passage:
+    return Passage(number=n, source=source, text=text, start_line=n, end_line=n, score=0.8, chunk_id=n)
+
+
+PASSAGES = [
+    _p(1, "Kim gave Putin a pair of native Pungsan hunting dogs.", "seeds/000.txt"),
+    _p(2, "Putin gave Kim a luxury limousine made by the Aurus automaker.", "seeds/002.txt"),
+]
+
+
+def _markers(answer: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\[(\d+)\]", answer)]
+
+
+def test_correct_markers_are_kept() -> None:
+    out = check("Kim gave Putin Pungsan hunting dogs [1].", PASSAGES)
+    assert not out.refused
+    assert out.answer == "Kim gave Putin Pungsan hunting dogs [1]."
+    assert [p.source for p in out.cited] == ["seeds/000.txt"]
+
+
+def test_marker_pointing_nowhere_is_replaced_by_the_supporting_passage() -> None:
+    out = check("Kim gave Putin Pungsan hunting dogs [7].", PASSAGES)
+    assert _markers(out.answer) == [1]
+    assert out.cited[0].source == "seeds/000.txt"
+    assert out.dropped == 1
+
+
+def test_wrong_marker_is_moved_to_the_passage_that_supports_the_sentence() -> None:
+    out = check("The limousine was made by Aurus [1]. Kim gave Putin Pungsan dogs [1].", PASSAGES)
+    # Renumbered in order of appearance: the Aurus passage becomes [1], the dogs passage [2].
+    assert out.answer == "The limousine was made by Aurus [1]. Kim gave Putin Pungsan dogs [2]."
+    assert [p.source for p in out.cited] == ["seeds/002.txt", "seeds/000.txt"]
+
+
+def test_every_marker_matches_a_citation() -> None:
+    out = check("Aurus made the car [2][1]. The dogs were Pungsan hunting dogs [1, 2].", PASSAGES)
+    assert set(_markers(out.answer)) == set(range(1, len(out.cited) + 1))
+
+
+def test_unsupported_claim_loses_its_citation_and_all_unsupported_is_refused() -> None:
+    out = check("The summit cost three billion roubles [1].", PASSAGES)
+    assert out.refused and out.answer == REFUSAL and out.cited == []
+
+
+def test_model_refusal_becomes_a_refusal_without_citations() -> None:
+    out = check("The passages do not mention who won the World Cup [1].", PASSAGES)
+    assert out.refused and out.cited == []
+
+
+def test_grounded_answer_with_a_caveat_is_not_a_refusal() -> None:
+    out = check("Kim gave Putin Pungsan dogs [1]. The passages do not mention their names.", PASSAGES)
+    assert not out.refused and _markers(out.answer) == [1]
+
+
+def test_embedding_support_accepts_a_paraphrase() -> None:
+    vec = np.ones((1, 4), dtype=np.float32) / 2.0
+    passages = [Passage(1, "seeds/a.txt", "Completely different wording here.", 1, 1, 0.9, 0, vectors=vec)]
+    out = check("Synonymous phrasing [1].", passages, embed=lambda texts: np.tile(vec, (len(texts), 1)))
+    assert not out.refused and out.cited
+
+
+def test_is_refusal_patterns() -> None:
+    assert is_refusal(REFUSAL)
+    assert is_refusal("The provided passages do not contain this information.")
+    assert not is_refusal("Kim gave Putin two dogs.")
