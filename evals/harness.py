@@ -1,0 +1,204 @@
+"""Run the eval questions through citeqa and write the report.
+
+In-process (default) it uses the real pipeline: the real embedder, the configured LLM (the
+embedded default unless `CITEQA_LLM_MODEL` says otherwise) and an index built once per run from
+the seeds. With a base URL it asks a live server over HTTP instead, so a deployment is checked
+the same way. Nothing is recorded or replayed: every answer comes from the system under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from evals.metrics import Case, Outcome, aggregate, answer_scores, failing_cases, retrieval_scores
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data" / "qa.jsonl"
+THRESHOLDS = HERE / "thresholds.toml"
+REPORT_DIR = HERE / "report"
+
+
+def load_cases(path: Path = DATA) -> list[Case]:
+    return [Case(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_thresholds(tier: str, path: Path = THRESHOLDS) -> dict[str, dict[str, float]]:
+    return tomllib.loads(path.read_text())[tier]  # type: ignore[no-any-return]
+
+
+def gate(agg: dict[str, float | None], thresholds: dict[str, dict[str, float]],
+         outcomes: list[Outcome]) -> list[str]:
+    """Failure messages, one per metric on the wrong side of its bar, naming the questions."""
+    failures = []
+    for metric, bar in thresholds.items():
+        value = agg.get(metric)
+        low = "min" in bar and (value is None or value < bar["min"])
+        high = "max" in bar and (value is None or value > bar["max"])
+        if low or high:
+            want = f">= {bar['min']}" if low else f"<= {bar['max']}"
+            shown = "n/a" if value is None else f"{value:.3f}"
+            cases = failing_cases(outcomes, metric)
+            failures.append(f"{metric} = {shown}, wanted {want}; questions: {', '.join(cases) or '-'}")
+    return failures
+
+
+class InProcess:
+    """The real pipeline over a throwaway index of the seeds."""
+
+    def __init__(self, workdir: Path, with_llm: bool) -> None:
+        from index.builder import build
+        from index.embedder import SentenceTransformerEmbedder
+        from service.settings import Settings
+
+        self.settings = Settings(index_dir=workdir / "index", corpus_dir=ROOT / "seeds")
+        self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model)
+        started = time.perf_counter()
+        build(self.settings.corpus_dir, self.settings.index_dir, self.embedder,
+              self.settings.chunk_tokens, self.settings.chunk_overlap)
+        self.index_seconds = time.perf_counter() - started
+        self.with_llm = with_llm
+        self.answerer: Any = None
+        if with_llm:
+            from service.gate import LLMGate
+            from service.state import load_answerer
+
+            self.answerer = load_answerer(self.settings, LLMGate(1, 1000))
+        else:
+            from index import store
+            from service.retrieval import HybridRetriever
+
+            self.retriever = HybridRetriever(store.load(self.settings.index_dir), self.embedder)
+
+    def run(self, case: Case) -> Outcome:
+        from service.schemas import AskRequest
+
+        retriever = self.answerer.retriever if self.answerer else self.retriever
+        top_k = self.settings.top_k
+        outcome = Outcome(case, retrieved_sources=[h.chunk.source for h in retriever.retrieve(case.question, top_k).hits])
+        if not self.with_llm:
+            return outcome
+        try:
+            done = asyncio.run(self.answerer.ask(AskRequest(question=case.question)))
+        except Exception as exc:  # recorded per question; the gate reports it
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            return outcome
+        r = done.response
+        outcome.answer, outcome.refused = r.answer, r.refused
+        outcome.citations = [c.model_dump() for c in r.citations]
+        outcome.timings_ms = r.timings_ms.model_dump()
+        return outcome
+
+
+class OverHttp:
+    """A live server: only what /ask returns is scored (no retrieval ranks)."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 120.0) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self.with_llm = True
+        self.index_seconds = 0.0
+
+    def run(self, case: Case) -> Outcome:
+        outcome = Outcome(case)
+        try:
+            r = self.client.post("/ask", json={"question": case.question})
+            body = r.json()
+        except Exception as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            return outcome
+        if r.status_code != 200:
+            outcome.error = f"HTTP {r.status_code}: {body.get('error', {}).get('code')}"
+            return outcome
+        outcome.answer, outcome.refused = body["answer"], body["refused"]
+        outcome.citations, outcome.timings_ms = body["citations"], body["timings_ms"]
+        return outcome
+
+
+def judge(outcomes: list[Outcome], model: str) -> None:
+    """Optional LLM-as-judge faithfulness (only when CITEQA_JUDGE_MODEL names a model)."""
+    from service.llm import LiteLLMClient, complete
+    from service.settings import Settings
+
+    client = LiteLLMClient(Settings(llm_model=model, llm_max_tokens=5))
+    for o in outcomes:
+        if not o.answer or o.refused:
+            continue
+        passages = "\n".join(f"[{c['id']}] {c['text']}" for c in o.citations)
+        prompt = (f"Passages:\n{passages}\n\nAnswer: {o.answer}\n\n"
+                  "Is every claim in the answer supported by the passages? Reply yes or no.")
+        reply = asyncio.run(complete(client, [{"role": "user", "content": prompt}]))
+        o.judge["faithfulness"] = 1.0 if reply.strip().lower().startswith("yes") else 0.0
+
+
+def run(runner: InProcess | OverHttp, cases: list[Case]) -> list[Outcome]:
+    return [runner.run(case) for case in cases]
+
+
+def write_report(tier: str, agg: dict[str, float | None], thresholds: dict[str, dict[str, float]],
+                 outcomes: list[Outcome], seconds: float, model: str, report_dir: Path = REPORT_DIR) -> Path:
+    """latest.json and latest.md; the previous run's aggregates are kept beside them."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    latest = report_dir / "latest.json"
+    previous: dict[str, Any] = {}
+    if latest.exists():
+        try:
+            old = json.loads(latest.read_text())
+            previous = old.get("aggregates", {})
+            shutil.copyfile(latest, report_dir / "previous.json")
+        except (ValueError, OSError):
+            previous = {}
+    rows = []
+    for o in outcomes:
+        row: dict[str, Any] = {"id": o.case.id, "category": o.case.category, "question": o.case.question,
+                               "answerable": o.case.answerable, "answer": o.answer, "refused": o.refused,
+                               "citations": [{k: c[k] for k in ("id", "source", "start_line", "end_line")}
+                                             for c in o.citations],
+                               "gold_sources": o.case.gold_sources, "timings_ms": o.timings_ms, "error": o.error}
+        row["scores"] = {**(retrieval_scores(o) if o.case.answerable and o.retrieved_sources else {}),
+                         **(answer_scores(o) if o.answer is not None or o.error else {})}
+        rows.append(row)
+    failures = gate(agg, thresholds, outcomes)
+    payload = {"tier": tier, "model": model, "seconds": round(seconds, 1), "aggregates": agg,
+               "thresholds": thresholds, "previous_aggregates": previous, "failures": failures, "questions": rows}
+    tmp = latest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    tmp.replace(latest)
+    (report_dir / "latest.md").write_text(_markdown(payload))
+    return latest
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _markdown(p: dict[str, Any]) -> str:
+    lines = [f"# citeqa eval report ({p['tier']} tier)", "",
+             f"Model: `{p['model']}`; {len(p['questions'])} questions in {p['seconds']} s.", "",
+             "| metric | value | previous | bar | pass |", "|---|---|---|---|---|"]
+    for metric, value in p["aggregates"].items():
+        bar = p["thresholds"].get(metric)
+        bar_text = "" if not bar else (f">= {bar['min']}" if "min" in bar else f"<= {bar['max']}")
+        ok = "" if not bar else ("FAIL" if any(f.startswith(metric + " ") for f in p["failures"]) else "ok")
+        lines.append(f"| {metric} | {_fmt(value)} | {_fmt(p['previous_aggregates'].get(metric))} | {bar_text} | {ok} |")
+    lines += ["", "| id | category | answer | citations | scores |", "|---|---|---|---|---|"]
+    for q in p["questions"]:
+        answer = (q["error"] or ("(refused) " if q["refused"] else "") + (q["answer"] or "")).replace("|", "/")
+        cites = ", ".join(f"[{c['id']}] {c['source'].split('/')[-1]}:{c['start_line']}-{c['end_line']}"
+                          for c in q["citations"])
+        scores = ", ".join(f"{k}={_fmt(v)}" for k, v in q["scores"].items() if v is not None)
+        lines.append(f"| {q['id']} | {q['category']} | {answer[:160]} | {cites} | {scores} |")
+    return "\n".join(lines) + "\n"
+
+
+def save_outcomes(outcomes: list[Outcome], path: Path) -> None:
+    path.write_text(json.dumps([asdict(o) for o in outcomes], indent=2, ensure_ascii=False, default=str))
