@@ -54,8 +54,10 @@ QUESTIONS = [
 ]
 FOLLOW_UP = {
     "question": "And what did Putin give him in return?",
-    "history": [{"role": "user", "content": "What gifts did Kim give Putin?"},
-                {"role": "assistant", "content": "Kim gave Putin a pair of Pungsan dogs [1]."}],
+    "history": [
+        {"role": "user", "content": "What gifts did Kim give Putin?"},
+        {"role": "assistant", "content": "Kim gave Putin a pair of Pungsan dogs [1]."},
+    ],
 }
 
 
@@ -77,8 +79,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-async def run_load(base_url: str, clients: int = 50, seconds: float = 60.0, api_key: str | None = None,
-                   timeout: float = 60.0) -> dict[str, Any]:
+async def run_load(
+    base_url: str, clients: int = 50, seconds: float = 60.0, api_key: str | None = None, timeout: float = 60.0
+) -> dict[str, Any]:
     """`clients` concurrent clients, each sending one /ask after another until `seconds` pass."""
     import httpx
 
@@ -157,8 +160,15 @@ def serve(workdir: Path, port: int, concurrency: int, queue: int, delay: float) 
 
     settings = fake_settings(workdir, llm_max_concurrency=concurrency, llm_queue_size=queue)
     app = create_app(settings, loader=fake_loader(FakeLLM(delay=delay)))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                timeout_keep_alive=30, backlog=2048)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
 
 
 class FakeServer:
@@ -173,9 +183,21 @@ class FakeServer:
     def __enter__(self) -> FakeServer:
         import httpx
 
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--serve", "--workdir", str(self.workdir),
-               "--port", str(self.port), "--concurrency", str(self.concurrency), "--queue", str(self.queue),
-               "--delay", str(self.delay)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve",
+            "--workdir",
+            str(self.workdir),
+            "--port",
+            str(self.port),
+            "--concurrency",
+            str(self.concurrency),
+            "--queue",
+            str(self.queue),
+            "--delay",
+            str(self.delay),
+        ]
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
         deadline = time.monotonic() + 60
@@ -235,14 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         stats = asyncio.run(run_load(args.url.rstrip("/"), args.clients, args.seconds, args.api_key))
     else:
-        with tempfile.TemporaryDirectory() as tmp, \
-                FakeServer(Path(tmp), args.concurrency, args.queue, args.delay) as server:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            FakeServer(Path(tmp), args.concurrency, args.queue, args.delay) as server,
+        ):
             stats = asyncio.run(run_load(server.url, args.clients, args.seconds))
             import httpx
 
             stats["server_counts"] = server_request_counts(httpx.get(server.url + "/metrics").text)
-        stats["server"] = {"llm_max_concurrency": args.concurrency, "llm_queue_size": args.queue,
-                           "fake_llm_delay": args.delay}
+        stats["server"] = {
+            "llm_max_concurrency": args.concurrency,
+            "llm_queue_size": args.queue,
+            "fake_llm_delay": args.delay,
+        }
     print(format_stats(stats))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

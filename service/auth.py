@@ -82,7 +82,8 @@ def client_identity(request: Request, state: StateDep) -> str:
         if key_matches(settings, credential):
             identity = "key:" + hashlib.sha256(credential.encode()).hexdigest()[:12]
         elif verify_token(settings, credential, request.headers.get("origin")):
-            identity = f"origin:{request.headers.get('origin')}"
+            # Per visitor, not per page: one busy partner page must not exhaust everyone's limit.
+            identity = f"origin:{request.headers.get('origin')}|{identity}"
         else:
             raise Unauthorized("invalid, expired or foreign-origin API key or token")
     limiter = state.extras.get("rate_limiter")

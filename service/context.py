@@ -93,7 +93,7 @@ def select_passages(
             Passage(
                 number=number,
                 source=chunk.source,
-                text=" ".join(c.text for c in cands),
+                text=_join(cands),
                 start_line=start_line,
                 end_line=end_line,
                 score=max(c.cosine for c in cands),
@@ -102,3 +102,11 @@ def select_passages(
             )
         )
     return passages
+
+
+def _join(cands: list[Candidate]) -> str:
+    """Adjacent sentences read as one quote; a gap between them is shown as an ellipsis."""
+    out = cands[0].text
+    for prev, cur in zip(cands, cands[1:], strict=False):
+        out += (" " if cur.sentence == prev.sentence + 1 else " … ") + cur.text
+    return out

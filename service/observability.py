@@ -106,6 +106,7 @@ class RequestContextMiddleware:
 
             status = 413
             response = error_response(PayloadTooLarge(f"request body over {self.max_body_bytes} bytes"), rid)
+            response.headers["X-Request-ID"] = rid
             await response(scope, receive, send)
             self._finish(scope, status, started)
             request_id_var.reset(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
@@ -18,6 +19,7 @@ from service.schemas import AskRequest, AskResponse, ErrorResponse, Health
 from service.state import AppState
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 413, 422, 429, 502, 503, 504)
@@ -60,6 +62,9 @@ async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _
                     yield _sse("done", event.response.model_dump())
         except CiteqaError as exc:
             yield _sse("error", error_body(exc.code, exc.message).model_dump())
+        except Exception:  # the status line is already sent: report in-band, never cut the stream
+            log.exception("answer stream failed")
+            yield _sse("error", error_body("internal_error", "internal error; see the server log").model_dump())
 
     return StreamingResponse(events(answerer), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

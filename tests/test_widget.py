@@ -129,7 +129,8 @@ def test_without_a_token_ask_is_refused(keyed: TestClient) -> None:
 
 def test_expired_token_is_refused(keyed: TestClient, keyed_settings: Settings) -> None:
     old = issue_token(keyed_settings, ALLOWED, now=time.time() - keyed_settings.token_ttl_seconds - 60)
-    r = keyed.post("/ask", json={"question": DOG}, headers={"Origin": ALLOWED, "Authorization": f"Bearer {old}"})
+    r = keyed.post("/ask", json={"question": DOG},
+                   headers={"Origin": ALLOWED, "Authorization": f"Bearer {old}"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthorized"
     assert r.headers["www-authenticate"] == "Bearer"
@@ -138,14 +139,16 @@ def test_expired_token_is_refused(keyed: TestClient, keyed_settings: Settings) -
 def test_token_from_another_origin_is_refused(keyed: TestClient, keyed_settings: Settings) -> None:
     token = issue_token(keyed_settings, ALLOWED)
     for headers in ({"Origin": FOREIGN}, {}):  # another page, or no Origin at all
-        r = keyed.post("/ask", json={"question": DOG}, headers={**headers, "Authorization": f"Bearer {token}"})
+        r = keyed.post("/ask", json={"question": DOG},
+                       headers={**headers, "Authorization": f"Bearer {token}"})
         assert r.status_code == 401, headers
 
 
 def test_tampered_token_is_refused(keyed: TestClient, keyed_settings: Settings) -> None:
     body, sig = issue_token(keyed_settings, ALLOWED).split(".")
     forged = f"{body}.{sig[:-2]}{'AA' if not sig.endswith('AA') else 'BB'}"
-    r = keyed.post("/ask", json={"question": DOG}, headers={"Origin": ALLOWED, "Authorization": f"Bearer {forged}"})
+    r = keyed.post("/ask", json={"question": DOG},
+                   headers={"Origin": ALLOWED, "Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
 
 

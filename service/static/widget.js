@@ -186,6 +186,7 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
   .bubble, .refusal, .error { max-width: 94%; }
   .composer textarea { font-size: 16px; } /* no zoom-on-focus on phones */
 }
+@media (hover: none) and (pointer: coarse) { .foot { display: none; } } /* no keyboard hints on touch */
 @media (prefers-reduced-motion: reduce) {
   .dots i, .assistant[data-state="streaming"] .text::after { animation: none; }
 }
