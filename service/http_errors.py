@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import CiteqaError, PayloadTooLarge
-from service.observability import BodyTooLarge, request_id_var
+from service.errors import CiteqaError
+from service.observability import request_id_var
 from service.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,6 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)).model_dump(), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return error_response(PayloadTooLarge("request body too large"))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

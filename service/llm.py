@@ -134,6 +134,7 @@ class LiteLLMClient:
         if s.llm_api_key:
             kwargs["api_key"] = s.llm_api_key.get_secret_value()
         response = None
+        wrote = False
         try:
             async with asyncio.timeout(s.llm_timeout):
                 response = await litellm.acompletion(**kwargs)
@@ -146,12 +147,15 @@ class LiteLLMClient:
                     async with asyncio.timeout(remaining):
                         chunk = await iterator.__anext__()
                 except StopAsyncIteration:
+                    if not wrote:  # e.g. a 200 whose body is not a completion at all
+                        raise LLMBadResponse("the LLM returned an empty completion") from None
                     return
                 try:
                     piece = chunk.choices[0].delta.content
                 except (AttributeError, IndexError) as exc:
                     raise LLMBadResponse(f"the LLM sent a malformed chunk: {str(chunk)[:200]}") from exc
                 if piece:
+                    wrote = True
                     yield piece
         except (GeneratorExit, asyncio.CancelledError):
             raise

@@ -100,7 +100,24 @@ class RequestContextMiddleware:
             length = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             length = 0
-        if length > self.max_body_bytes:
+        too_large = length > self.max_body_bytes
+        replay: list[Message] = []
+        if not too_large and scope.get("method") in {"POST", "PUT", "PATCH"}:
+            # Read the body up front (it is small by definition) so a chunked body without a
+            # Content-Length is held to the same limit, then replay it to the app.
+            received = 0
+            while True:
+                message = await receive()
+                replay.append(message)
+                if message["type"] != "http.request":
+                    break
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    too_large = True
+                    break
+                if not message.get("more_body", False):
+                    break
+        if too_large:
             from service.errors import PayloadTooLarge
             from service.http_errors import error_response
 
@@ -112,16 +129,10 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
             return
 
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge()
-            return message
+        async def replaying_receive() -> Message:
+            if replay:
+                return replay.pop(0)
+            return await receive()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -132,7 +143,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, replaying_receive, send_with_id)
         finally:
             self._finish(scope, status, started)
             request_id_var.reset(token)
@@ -144,7 +155,3 @@ class RequestContextMiddleware:
         self.log.info("%s %s %d", scope.get("method"), scope.get("path"), status,
                       extra={"route": path, "status": status, "method": scope.get("method"),
                              "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
-
-
-class BodyTooLarge(Exception):
-    """Raised inside the app when a chunked body passes the size limit; mapped to 413."""

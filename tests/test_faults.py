@@ -306,15 +306,7 @@ def test_stall_on_the_streaming_endpoint_ends_with_a_typed_error_event(
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(
-            "not_json",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="litellm turns a non-JSON 200 into an empty stream, which the service reports "
-                "as a 200 refusal; fixed by raising LLMBadResponse on an empty completion "
-                "(see the issue-5 report)",
-            ),
-        ),
+        "not_json",
         "sse_garbage",
         "wrong_shape",
     ],
