@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from index import store
-from index.chunking import Chunk, chunk_document
+from index.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from index.documents import Document, Skipped, load_corpus
 from index.embedder import Embedder
 from index.tokens import ENCODING
@@ -56,7 +56,7 @@ def build(
     docs, report.skipped = load_corpus(corpus_dir)
     wanted = store.Manifest(
         embedding_model=embedder.name, dim=embedder.dim, chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap, encoding=ENCODING, files={d.source: d.sha256 for d in docs},
+        chunk_overlap=chunk_overlap, encoding=ENCODING, chunker=CHUNKER_VERSION, files={d.source: d.sha256 for d in docs},
     )
 
     old: store.IndexData | None = None

@@ -41,11 +41,12 @@ class Manifest:
     n_chunks: int = 0
     built_at: float = 0.0
     format: int = FORMAT
+    chunker: int = 1  # index.chunking.CHUNKER_VERSION at build time
     checksums: dict[str, str] = field(default_factory=dict)
 
     def settings_mismatch(self, other: Manifest) -> list[str]:
         """Why an index built with `self` cannot be updated in place to `other` settings."""
-        keys = ("format", "embedding_model", "dim", "chunk_tokens", "chunk_overlap", "encoding")
+        keys = ("format", "chunker", "embedding_model", "dim", "chunk_tokens", "chunk_overlap", "encoding")
         return [f"{k} changed ({getattr(self, k)!r} -> {getattr(other, k)!r})"
                 for k in keys if getattr(self, k) != getattr(other, k)]
 

@@ -37,6 +37,13 @@ def test_sentences_split_on_end_punctuation_and_line_breaks() -> None:
     assert parts == ['He said "yes."', "Then he left!", "A heading", "Last one?", "Done"]
 
 
+def test_initials_acronyms_and_titles_do_not_end_a_sentence() -> None:
+    text = "It was said by Ambassador Gennady S. Bezdetko. The U.S. Embassy in Hanoi objected. Dr. Kim left.\nNext"
+    pieces = [text[s.start : s.end] for s in split_sentences(text)]
+    assert pieces == ["It was said by Ambassador Gennady S. Bezdetko.", "The U.S. Embassy in Hanoi objected.",
+                      "Dr. Kim left.", "Next"]
+
+
 @pytest.mark.parametrize(("size", "overlap"), [(40, 0), (64, 16), (160, 32)])
 def test_chunks_respect_size_overlap_and_spans(size: int, overlap: int) -> None:
     path = ROOT / "seeds/000_cfe940b0310ddd85.txt"
