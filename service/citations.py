@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.chunking import is_abbreviation_end
 from service.context import Passage
 from service.text import content_words
 
@@ -29,8 +30,11 @@ _REFUSAL_PATTERNS = re.compile(
     re.I,
 )
 
-LEXICAL_SUPPORT = 0.5  # share of a sentence's content words found in the passage
+LEXICAL_SUPPORT = 0.5  # share of a sentence's claim words found in the passage
 EMBEDDING_SUPPORT = 0.62  # cosine between the sentence and its closest passage sentence
+# A paraphrase may share few words with its passage, but a claim none of whose new words occur
+# there ("the car was red") is not rescued by embedding similarity.
+MIN_LEXICAL_WITH_EMBEDDING = 0.25
 
 
 @dataclass
@@ -46,7 +50,17 @@ def is_refusal(text: str) -> bool:
 
 
 def split_answer(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+    """Sentences of the answer, each with the markers that follow it; 'U.S.' and 'Gennady S.' do
+    not end a sentence."""
+    text = text.strip()
+    out, start = [], 0
+    for match in _SENTENCE.finditer(text):
+        if is_abbreviation_end(text, match.start()) and not text[match.start() : match.end()].strip():
+            continue
+        out.append(text[start : match.start()])
+        start = match.end()
+    out.append(text[start:])
+    return [s.strip() for s in out if s.strip()]
 
 
 def _markers(sentence: str) -> tuple[str, list[int]]:
@@ -55,8 +69,27 @@ def _markers(sentence: str) -> tuple[str, list[int]]:
     return bare, numbers
 
 
-def lexical_support(sentence: str, passage: Passage) -> float:
-    words = set(content_words(sentence))
+# Words that talk about the sources rather than make a claim ("as stated in passage 2").
+_META = frozenset(content_words("passage passages source sources article articles text provided mentioned stated"))
+
+
+_YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
+
+
+def claim_words(sentence: str, question: str = "") -> set[str]:
+    """The words that carry the sentence's claim: its content words minus the ones it repeats from
+    the question (restating the question proves nothing; the new words are what need support).
+    A sentence that only restates the question claims nothing, except as the answer to a yes/no
+    question ("Yes, Putin drove the car"), where it is judged on all its words."""
+    words = set(content_words(sentence)) - _META
+    novel = words - set(content_words(question))
+    if novel or not question:
+        return novel or words
+    return words if _YES_NO.match(question) else set()
+
+
+def lexical_support(sentence: str, passage: Passage, question: str = "") -> float:
+    words = claim_words(sentence, question)
     if not words:
         return 0.0
     return len(words & set(content_words(passage.text))) / len(words)
@@ -66,28 +99,30 @@ def check(
     raw_answer: str,
     passages: list[Passage],
     embed: Callable[[list[str]], np.ndarray] | None = None,
+    question: str = "",
 ) -> Checked:
-    if not raw_answer.strip() or not passages or is_refusal(raw_answer) and not _has_grounded(raw_answer, passages):
+    if not raw_answer.strip() or not passages or (
+        is_refusal(raw_answer) and not _has_grounded(raw_answer, passages, question)
+    ):
         return Checked(REFUSAL, [], True, 0)
     by_number = {p.number: p for p in passages}
     sentences = [_markers(s) for s in split_answer(raw_answer)]
     vectors = embed([bare for bare, _ in sentences]) if embed and sentences else None
 
-    def support(i: int, passage: Passage) -> float:
-        lex = lexical_support(sentences[i][0], passage)
+    def score(i: int, passage: Passage) -> float:
+        """Lexical support of sentence i by the passage, lifted by embedding similarity when the
+        sentence paraphrases the passage; >= LEXICAL_SUPPORT means supported."""
+        lex = lexical_support(sentences[i][0], passage, question)
         if lex >= LEXICAL_SUPPORT:
             return lex
-        if vectors is not None and passage.vectors.size:
+        if vectors is not None and passage.vectors.size and lex >= MIN_LEXICAL_WITH_EMBEDDING:
             cos = float(np.max(passage.vectors @ vectors[i]))
             if cos >= EMBEDDING_SUPPORT:
-                return cos
-        return lex * 0.5  # below both bars: unsupported
+                return LEXICAL_SUPPORT + (cos - EMBEDDING_SUPPORT)
+        return lex * 0.5
 
     def supported(i: int, passage: Passage) -> bool:
-        return support(i, passage) >= LEXICAL_SUPPORT or (
-            vectors is not None and passage.vectors.size > 0
-            and float(np.max(passage.vectors @ vectors[i])) >= EMBEDDING_SUPPORT
-        )
+        return score(i, passage) >= LEXICAL_SUPPORT
 
     order: list[int] = []  # passage numbers in order of first citation
     out_sentences: list[str] = []
@@ -96,13 +131,13 @@ def check(
     for i, (bare, numbers) in enumerate(sentences):
         if not bare:
             continue
-        if is_refusal(bare) or not content_words(bare):
-            out_sentences.append(bare)  # caveats and connectives carry no claim to cite
+        if is_refusal(bare) or not claim_words(bare, question):
+            out_sentences.append(bare)  # caveats, connectives and restated questions carry no claim
             continue
         keep = [n for n in dict.fromkeys(numbers) if n in by_number and supported(i, by_number[n])]
         dropped += len(numbers) - len(keep)
         if not keep:
-            best = max(passages, key=lambda p: support(i, p))
+            best = max(passages, key=lambda p: score(i, p))
             if supported(i, best):
                 keep = [best.number]
         if keep:
@@ -117,11 +152,11 @@ def check(
     return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped)
 
 
-def _has_grounded(raw_answer: str, passages: list[Passage]) -> bool:
+def _has_grounded(raw_answer: str, passages: list[Passage], question: str = "") -> bool:
     """True when a refusal phrase sits beside a real, supported claim ("X [1]. Y is not stated.")."""
     for sentence in split_answer(raw_answer):
         bare, _ = _markers(sentence)
-        if bare and not is_refusal(bare) and any(lexical_support(bare, p) >= LEXICAL_SUPPORT for p in passages):
+        if bare and not is_refusal(bare) and any(lexical_support(bare, p, question) >= LEXICAL_SUPPORT for p in passages):
             return True
     return False
 

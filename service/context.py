@@ -57,7 +57,7 @@ def score_sentences(data: IndexData, retrieval: Retrieval, question: str,
             terms = set(content_words(text))
             overlap = sum(weights[t] for t in q_terms & terms) / total if total else 0.0
             cand = Candidate(hit.chunk_id, k, text, float(cosines[k]), float(cosines[k]) + LEXICAL_WEIGHT * overlap)
-            key = " ".join(text.lower().split())
+            key = _key(text)
             if key not in best or cand.score > best[key].score:
                 best[key] = cand
     return sorted(best.values(), key=lambda c: -c.score)
@@ -67,14 +67,37 @@ def select_passages(
     data: IndexData, retrieval: Retrieval, question: str, max_tokens: int, max_sentences: int,
     idf: dict[str, float] | None = None,
 ) -> list[Passage]:
+    return select_context(data, [(retrieval, question)], max_tokens, max_sentences, idf)
+
+
+def select_context(
+    data: IndexData, parts: list[tuple[Retrieval, str]], max_tokens: int, max_sentences: int,
+    idf: dict[str, float] | None = None,
+) -> list[Passage]:
+    """The best sentences within the token and sentence budgets. A question in several parts
+    ("which airport ..., and which city ...?") has one retrieval per part; the parts take turns so
+    each gets its best evidence in before any gets its second best."""
+    ranked = [score_sentences(data, retrieval, question, idf) for retrieval, question in parts]
     chosen: list[Candidate] = []
+    seen: set[str] = set()  # sentence text: overlapping chunks share sentences
     used = 0
-    for cand in score_sentences(data, retrieval, question, idf):
-        cost = count_tokens(cand.text) + 4
-        if len(chosen) >= max_sentences or (chosen and used + cost > max_tokens):
-            break
-        chosen.append(cand)
-        used += cost
+    cursors = [0] * len(ranked)
+    full = False
+    while not full and any(c < len(r) for c, r in zip(cursors, ranked, strict=True)):
+        for p, candidates in enumerate(ranked):
+            while cursors[p] < len(candidates) and _key(candidates[cursors[p]].text) in seen:
+                cursors[p] += 1
+            if cursors[p] >= len(candidates):
+                continue
+            cand = candidates[cursors[p]]
+            cursors[p] += 1
+            cost = count_tokens(cand.text) + 4
+            if len(chosen) >= max_sentences or (chosen and used + cost > max_tokens):
+                full = True
+                break
+            chosen.append(cand)
+            seen.add(_key(cand.text))
+            used += cost
 
     # Group the chosen sentences of each chunk into one passage, in document order; number the
     # passages by their best sentence so [1] is the strongest evidence.
@@ -110,3 +133,7 @@ def _join(cands: list[Candidate]) -> str:
     for prev, cur in zip(cands, cands[1:], strict=False):
         out += (" " if cur.sentence == prev.sentence + 1 else " … ") + cur.text
     return out
+
+
+def _key(text: str) -> str:
+    return " ".join(text.lower().split())

@@ -14,13 +14,14 @@ from index.embedder import Embedder
 from index.store import IndexData
 from index.tokens import count_tokens
 from service import citations
-from service.context import Passage, select_passages
+from service.context import Passage, select_context
 from service.gate import LLMGate
 from service.llm import LLM, complete
 from service.prompts import Prompts
 from service.retrieval import Retriever
 from service.schemas import AskRequest, AskResponse, Citation, Timings, Turn
 from service.settings import Settings
+from service.text import question_parts
 
 
 @dataclass
@@ -62,10 +63,11 @@ class Answerer:
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
     def passages_for(self, question: str, top_k: int) -> list[Passage]:
-        retrieval = self.retriever.retrieve(question, top_k)
+        """Retrieve for each part of the question, then keep the sentences that matter."""
         s = self.settings
+        parts = [(self.retriever.retrieve(part, top_k), part) for part in question_parts(question)]
         idf = getattr(getattr(self.retriever, "bm25", None), "idf", None)
-        return select_passages(self.data, retrieval, question, s.context_max_tokens, s.context_max_sentences, idf)
+        return select_context(self.data, parts, s.context_max_tokens, s.context_max_sentences, idf)
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []
@@ -107,7 +109,8 @@ class Answerer:
                     raw += piece
                     yield Token(piece)
             usage.completion_tokens = count_tokens(raw)
-            checked = citations.check(raw, passages, embed=lambda texts: self.embedder.encode_documents(texts))
+            checked = citations.check(raw, passages, embed=lambda texts: self.embedder.encode_documents(texts),
+                                      question=question)
         else:
             checked = citations.check("", passages)
         t_generate = time.perf_counter()

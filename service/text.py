@@ -16,6 +16,20 @@ STOPWORDS = frozenset(
 )
 
 
+# "..., and which city ...?" / "...? Where ...?": a question made of several questions.
+_QUESTION_JOIN = re.compile(
+    r"(?:,\s*|;\s*|\s+)and\s+(?=(?:what|which|who|whom|whose|where|when|why|how)\b)|(?<=\?)\s+(?=\S)", re.I
+)
+
+
+def question_parts(question: str, max_parts: int = 3) -> list[str]:
+    """The sub-questions of a compound question, each retrieved for separately; a simple
+    question is its own only part."""
+    parts = [p.strip(" ,;") for p in _QUESTION_JOIN.split(question.strip())]
+    parts = [p for p in parts if len(content_words(p)) >= 2]
+    return parts[:max_parts] if len(parts) > 1 else [question]
+
+
 def stem(word: str) -> str:
     """Crude suffix folding: enough for 'dogs'/'dog', 'gifted'/'gift', without a stemmer dependency."""
     if word.endswith("'s"):
