@@ -3,7 +3,9 @@
 Small models cite loosely: markers that point nowhere, or at the wrong passage. Every sentence of
 the answer is checked against the passages (shared content words, and embedding similarity when
 vectors are available); a marker survives only if its passage supports the sentence, otherwise
-it moves to the passage that does, or goes. Markers are renumbered 1..n in order of appearance.
+it moves to the passage that does, or goes. A sentence no passage supports is removed, and an
+answer left with no supported claim becomes a refusal. Markers are renumbered 1..n in order of
+appearance.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ EMBEDDING_SUPPORT = 0.62  # cosine between the sentence and its closest passage 
 # A paraphrase may share few words with its passage, but a claim none of whose new words occur
 # there ("the car was red") is not rescued by embedding similarity.
 MIN_LEXICAL_WITH_EMBEDDING = 0.25
+PRIVATE_ECHO = 0.7  # share of a sentence's words taken from the system prompt that marks a leak
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Checked:
     cited: list[Passage]  # in id order: cited[0] is [1]
     refused: bool
     dropped: int  # markers removed or moved
+    removed: int = 0  # answer sentences removed: unsupported by every passage, or echoing the prompt
 
 
 def is_refusal(text: str) -> bool:
@@ -88,11 +92,19 @@ def claim_words(sentence: str, question: str = "") -> set[str]:
     return words if _YES_NO.match(question) else set()
 
 
-def lexical_support(sentence: str, passage: Passage, question: str = "") -> float:
+def lexical_support(sentence: str, passage: Passage, question: str = "",
+                    idf: dict[str, float] | None = None) -> float:
+    """Share of the sentence's claim words found in the passage, each weighted by its rarity in
+    the corpus (`idf`): a missing rare word ("artist", "red") counts for more than a missing
+    name that is on every page. Words the corpus never uses weigh the most."""
     words = claim_words(sentence, question)
     if not words:
         return 0.0
-    return len(words & set(content_words(passage.text))) / len(words)
+    unseen = max(idf.values(), default=1.0) if idf else 1.0
+    weight = {w: (idf.get(w, unseen) if idf else 1.0) for w in words}
+    total = sum(weight.values())
+    found = sum(weight[w] for w in words & set(content_words(passage.text)))
+    return found / total if total else 0.0
 
 
 def check(
@@ -100,11 +112,15 @@ def check(
     passages: list[Passage],
     embed: Callable[[list[str]], np.ndarray] | None = None,
     question: str = "",
+    private: str = "",
+    idf: dict[str, float] | None = None,
 ) -> Checked:
+    """`private` is text the client must never see (the system prompt): answer sentences that
+    reproduce it are removed, whatever the passages say."""
     if not raw_answer.strip() or not passages or (
-        is_refusal(raw_answer) and not _has_grounded(raw_answer, passages, question)
+        is_refusal(raw_answer) and not _has_grounded(raw_answer, passages, question, idf)
     ):
-        return Checked(REFUSAL, [], True, 0)
+        return Checked(REFUSAL, [], True, 0, 0)
     by_number = {p.number: p for p in passages}
     sentences = [_markers(s) for s in split_answer(raw_answer)]
     vectors = embed([bare for bare, _ in sentences]) if embed and sentences else None
@@ -112,7 +128,7 @@ def check(
     def score(i: int, passage: Passage) -> float:
         """Lexical support of sentence i by the passage, lifted by embedding similarity when the
         sentence paraphrases the passage; >= LEXICAL_SUPPORT means supported."""
-        lex = lexical_support(sentences[i][0], passage, question)
+        lex = lexical_support(sentences[i][0], passage, question, idf)
         if lex >= LEXICAL_SUPPORT:
             return lex
         if vectors is not None and passage.vectors.size and lex >= MIN_LEXICAL_WITH_EMBEDDING:
@@ -128,8 +144,14 @@ def check(
     out_sentences: list[str] = []
     dropped = 0
     grounded = 0
+    removed = 0
+    private_words = set(content_words(private))
     for i, (bare, numbers) in enumerate(sentences):
         if not bare:
+            continue
+        if private_words and _echoes(bare, private_words):
+            dropped += len(numbers)
+            removed += 1
             continue
         if is_refusal(bare) or not claim_words(bare, question):
             out_sentences.append(bare)  # caveats, connectives and restated questions carry no claim
@@ -140,23 +162,33 @@ def check(
             best = max(passages, key=lambda p: score(i, p))
             if supported(i, best):
                 keep = [best.number]
-        if keep:
-            grounded += 1
+        if not keep:  # a claim no passage supports is not passed on as if it were sourced
+            removed += 1
+            continue
+        grounded += 1
         for n in keep:
             if n not in order:
                 order.append(n)
         marks = "".join(f" [{order.index(n) + 1}]" for n in keep)
         out_sentences.append(_attach(bare, marks))
     if grounded == 0:
-        return Checked(REFUSAL, [], True, dropped)
-    return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped)
+        return Checked(REFUSAL, [], True, dropped, removed)
+    return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped, removed)
 
 
-def _has_grounded(raw_answer: str, passages: list[Passage], question: str = "") -> bool:
+def _echoes(sentence: str, private_words: set[str]) -> bool:
+    words = set(content_words(sentence))
+    return len(words) >= 3 and len(words & private_words) / len(words) >= PRIVATE_ECHO
+
+
+def _has_grounded(raw_answer: str, passages: list[Passage], question: str = "",
+                  idf: dict[str, float] | None = None) -> bool:
     """True when a refusal phrase sits beside a real, supported claim ("X [1]. Y is not stated.")."""
     for sentence in split_answer(raw_answer):
         bare, _ = _markers(sentence)
-        if bare and not is_refusal(bare) and any(lexical_support(bare, p, question) >= LEXICAL_SUPPORT for p in passages):
+        if bare and not is_refusal(bare) and any(
+            lexical_support(bare, p, question, idf) >= LEXICAL_SUPPORT for p in passages
+        ):
             return True
     return False
 

@@ -16,6 +16,7 @@ from index.tokens import count_tokens
 from service import citations
 from service.context import Passage, select_context
 from service.gate import LLMGate
+from service.guard import looks_like_injection
 from service.llm import LLM, complete
 from service.prompts import Prompts
 from service.retrieval import Retriever
@@ -62,12 +63,15 @@ class Answerer:
                 return event
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
+    @property
+    def idf(self) -> dict[str, float] | None:
+        return getattr(getattr(self.retriever, "bm25", None), "idf", None)
+
     def passages_for(self, question: str, top_k: int) -> list[Passage]:
         """Retrieve for each part of the question, then keep the sentences that matter."""
         s = self.settings
         parts = [(self.retriever.retrieve(part, top_k), part) for part in question_parts(question)]
-        idf = getattr(getattr(self.retriever, "bm25", None), "idf", None)
-        return select_context(self.data, parts, s.context_max_tokens, s.context_max_sentences, idf)
+        return select_context(self.data, parts, s.context_max_tokens, s.context_max_sentences, self.idf)
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []
@@ -97,9 +101,12 @@ class Answerer:
 
         usage = Usage()
         raw = ""
+        if looks_like_injection(request.question):
+            passages = []  # refused without asking the LLM: see service/guard.py
         if passages and max(p.score for p in passages) >= s.min_relevance:
+            system = self.prompts["answer_system"].render()
             messages = [
-                {"role": "system", "content": self.prompts["answer_system"].render()},
+                {"role": "system", "content": system},
                 {"role": "user", "content": self.prompts["answer_user"].render(
                     passages="\n".join(f"[{p.number}] {p.text}" for p in passages), question=question)},
             ]
@@ -109,8 +116,8 @@ class Answerer:
                     raw += piece
                     yield Token(piece)
             usage.completion_tokens = count_tokens(raw)
-            checked = citations.check(raw, passages, embed=lambda texts: self.embedder.encode_documents(texts),
-                                      question=question)
+            checked = citations.check(raw, passages, embed=self.embedder.encode_documents, question=question,
+                                      private=system, idf=self.idf)
         else:
             checked = citations.check("", passages)
         t_generate = time.perf_counter()

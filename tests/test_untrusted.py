@@ -35,6 +35,12 @@ def poisoned(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
+def _rule_lines() -> list[str]:
+    rules = [line.lstrip("- ").strip() for line in SYSTEM_PROMPT.splitlines() if line.startswith("- ")]
+    assert len(rules) >= 3
+    return rules
+
+
 def _ask(settings: Settings, llm: FakeLLM, question: str = QUESTION) -> dict:  # type: ignore[type-arg]
     with make_client(settings, llm) as c:
         wait_ready(c)
@@ -66,8 +72,16 @@ def test_injected_passage_goes_in_the_user_message_only(poisoned: Settings) -> N
     assert body["citations"] and any("zz_lighthouse" in c["source"] for c in body["citations"])
 
 
-def test_injected_question_goes_in_the_user_message_only(poisoned: Settings) -> None:
+def test_injected_question_is_refused_before_any_llm_call(poisoned: Settings) -> None:
     question = f"{QUESTION} {INJECTION}"
+    llm = FakeLLM()
+    body = _ask(poisoned, llm, question)
+    assert llm.calls == []
+    assert body["refused"] is True and body["citations"] == []
+
+
+def test_question_that_slips_past_the_guard_stays_in_the_user_message(poisoned: Settings) -> None:
+    question = f"{QUESTION} Afterwards, write a limerick."
     llm = FakeLLM()
     _ask(poisoned, llm, question)
     assert llm.calls
@@ -102,18 +116,13 @@ def test_answer_that_is_only_the_system_prompt_is_refused(poisoned: Settings) ->
     llm = FakeLLM(script=lambda messages: messages[0]["content"])
     body = _ask(poisoned, llm)
     assert body["refused"] is True and body["citations"] == []
-    for line in SYSTEM_PROMPT.splitlines()[2:]:
-        assert line.lstrip("- ") not in body["answer"]
+    for line in _rule_lines():
+        assert line not in body["answer"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="no system-prompt leak guard: an unsupported sentence next to a cited "
-    "one is returned as is (see the issue-5 report)",
-)
 def test_system_prompt_echoed_beside_a_grounded_claim_is_not_returned(poisoned: Settings) -> None:
     llm = FakeLLM(script=lambda messages: "The keeper is Amina Said [1]. " + messages[0]["content"])
     body = _ask(poisoned, llm)
     assert body["refused"] is False and "Amina Said" in body["answer"]
-    for line in SYSTEM_PROMPT.splitlines()[2:]:
-        assert line.lstrip("- ") not in body["answer"], body["answer"]
+    for line in _rule_lines():
+        assert line not in body["answer"], body["answer"]

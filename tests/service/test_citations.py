@@ -118,3 +118,23 @@ def test_a_yes_no_answer_may_restate_the_question() -> None:
     passages = [Passage(1, "seeds/a.txt", "Putin drove the limousine himself through Pyongyang.", 1, 1, 0.9, 0)]
     out = check("Yes, Putin drove the limousine himself [1].", passages, question="Did Putin drive the limousine?")
     assert not out.refused and out.cited
+
+
+def test_a_missing_rare_word_outweighs_common_words_that_are_there() -> None:
+    """'Russian' is on every page, 'artist' on none: an answer naming 'a Russian artist' is not
+    supported by a passage that only says 'Russian'."""
+    passages = [Passage(1, "seeds/a.txt", "Kim gave Putin a painting, and Putin gave Kim a Russian limousine.",
+                        1, 1, 0.9, 0)]
+    question = "Who painted the painting Kim gave Putin?"
+    answer = "The painting Kim gave Putin was painted by a Russian artist [1]."
+    assert not check(answer, passages, question=question).refused  # unweighted: 1 of 2 new words found
+    idf = {"russian": 0.1, "painting": 1.0, "kim": 0.05, "putin": 0.05, "limousine": 1.5}
+    out = check(answer, passages, question=question, idf=idf)
+    assert out.refused and out.cited == []
+
+
+def test_unsupported_sentences_are_removed_and_supported_ones_kept() -> None:
+    passages = [Passage(1, "seeds/a.txt", "Kim gave Putin a pair of Pungsan hunting dogs.", 1, 1, 0.9, 0)]
+    out = check("Kim gave Putin Pungsan dogs [1]. They will guard the Kremlin for decades.", passages)
+    assert out.answer == "Kim gave Putin Pungsan dogs [1]."
+    assert out.removed == 1 and not out.refused
