@@ -7,6 +7,7 @@ server with `--base-url`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -42,7 +43,10 @@ def _execute(config: pytest.Config, tmp: Path, tier: str) -> Run:
     else:
         runner = harness.InProcess(tmp, with_llm=tier == "full")
         model = runner.settings.llm_model if tier == "full" else runner.settings.embedding_model
-    outcomes = harness.run(runner, cases)
+    # Show per-question progress past pytest's output capture: a full run takes minutes.
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        outcomes = harness.run(runner, cases)
     if tier == "full" and os.environ.get("CITEQA_JUDGE_MODEL"):
         harness.judge(outcomes, os.environ["CITEQA_JUDGE_MODEL"])
     return Run(tier, outcomes, time.perf_counter() - started, model, runner.index_seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 import time
 import tomllib
 from dataclasses import asdict
@@ -140,8 +141,18 @@ def judge(outcomes: list[Outcome], model: str) -> None:
         o.judge["faithfulness"] = 1.0 if reply.strip().lower().startswith("yes") else 0.0
 
 
-def run(runner: InProcess | OverHttp, cases: list[Case]) -> list[Outcome]:
-    return [runner.run(case) for case in cases]
+def run(runner: InProcess | OverHttp, cases: list[Case], progress: bool = True) -> list[Outcome]:
+    """Every case in turn, printing a line per answered question to stderr."""
+    outcomes = []
+    for n, case in enumerate(cases, start=1):
+        started = time.perf_counter()
+        outcome = runner.run(case)
+        outcomes.append(outcome)
+        if progress and runner.with_llm:
+            state = "error" if outcome.error else "refused" if outcome.refused else "answered"
+            print(f"  [{n}/{len(cases)}] {case.id}: {state} in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
+    return outcomes
 
 
 def write_report(tier: str, agg: dict[str, float | None], thresholds: dict[str, dict[str, float]],
