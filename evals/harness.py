@@ -35,6 +35,18 @@ def load_thresholds(tier: str, path: Path = THRESHOLDS) -> dict[str, dict[str, f
     return tomllib.loads(path.read_text())[tier]  # type: ignore[no-any-return]
 
 
+def below_target(agg: dict[str, float | None], thresholds: dict[str, dict[str, float]]) -> list[str]:
+    """Metrics that pass their gate but miss their `target` (the bar the project aims for)."""
+    out = []
+    for metric, bar in thresholds.items():
+        value, target = agg.get(metric), bar.get("target")
+        if target is None or value is None:
+            continue
+        if ("min" in bar and value < target) or ("max" in bar and value > target):
+            out.append(f"{metric} = {value:.3f}, target {'>=' if 'min' in bar else '<='} {target}")
+    return out
+
+
 def gate(agg: dict[str, float | None], thresholds: dict[str, dict[str, float]],
          outcomes: list[Outcome]) -> list[str]:
     """Failure messages, one per metric on the wrong side of its bar, naming the questions."""
@@ -179,8 +191,10 @@ def write_report(tier: str, agg: dict[str, float | None], thresholds: dict[str, 
                          **(answer_scores(o) if o.answer is not None or o.error else {})}
         rows.append(row)
     failures = gate(agg, thresholds, outcomes)
+    short = below_target(agg, thresholds)
     payload = {"tier": tier, "model": model, "seconds": round(seconds, 1), "aggregates": agg,
-               "thresholds": thresholds, "previous_aggregates": previous, "failures": failures, "questions": rows}
+               "thresholds": thresholds, "previous_aggregates": previous, "failures": failures, "below_target": short,
+               "questions": rows}
     tmp = latest.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     tmp.replace(latest)
@@ -195,12 +209,15 @@ def _fmt(value: Any) -> str:
 def _markdown(p: dict[str, Any]) -> str:
     lines = [f"# citeqa eval report ({p['tier']} tier)", "",
              f"Model: `{p['model']}`; {len(p['questions'])} questions in {p['seconds']} s.", "",
-             "| metric | value | previous | bar | pass |", "|---|---|---|---|---|"]
+             "| metric | value | previous | gate | pass | target |", "|---|---|---|---|---|---|"]
     for metric, value in p["aggregates"].items():
         bar = p["thresholds"].get(metric)
         bar_text = "" if not bar else (f">= {bar['min']}" if "min" in bar else f"<= {bar['max']}")
         ok = "" if not bar else ("FAIL" if any(f.startswith(metric + " ") for f in p["failures"]) else "ok")
-        lines.append(f"| {metric} | {_fmt(value)} | {_fmt(p['previous_aggregates'].get(metric))} | {bar_text} | {ok} |")
+        target = "" if not bar or "target" not in bar else (
+            f"{bar['target']}" + (" (missed)" if any(f.startswith(metric + " ") for f in p["below_target"]) else ""))
+        lines.append(f"| {metric} | {_fmt(value)} | {_fmt(p['previous_aggregates'].get(metric))} | {bar_text} | {ok} "
+                     f"| {target} |")
     lines += ["", "| id | category | answer | citations | scores |", "|---|---|---|---|---|"]
     for q in p["questions"]:
         answer = (q["error"] or ("(refused) " if q["refused"] else "") + (q["answer"] or "")).replace("|", "/")

@@ -163,7 +163,8 @@ def failing_cases(outcomes: list[Outcome], metric: str) -> list[str]:
             (metric == "key_fact_accuracy" and s.get("key_facts") == 0.0)
             or (metric == "refusal_accuracy" and s.get("correct_refusal") == 0.0)
             or (metric == "false_refusal_rate" and o.case.answerable and s["refused"])
-            or (metric == "citation_precision" and (s.get("citation_precision") or 1.0) < 1.0)
+            or (metric == "citation_precision" and s.get("citation_precision") is not None
+                and s["citation_precision"] < 1.0)
             or (metric == "answers_with_citation" and s.get("has_citation") == 0.0)
             or (metric == "unsupported_citation_rate" and unsupported_citations(o)[0] > 0)
         ):

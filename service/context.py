@@ -6,6 +6,7 @@ best-scoring sentences of the retrieved chunks, grouped back into short numbered
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,40 +100,41 @@ def select_context(
             seen.add(_key(cand.text))
             used += cost
 
-    # Group the chosen sentences of each chunk into one passage, in document order; number the
-    # passages by their best sentence so [1] is the strongest evidence.
+    # Consecutive chosen sentences of a chunk make one passage; a gap starts a new one, so each
+    # passage is one contiguous quote with exact lines. [1] is the strongest evidence.
     by_chunk: dict[int, list[Candidate]] = {}
     for cand in chosen:
         by_chunk.setdefault(cand.chunk_id, []).append(cand)
-    groups = sorted(by_chunk.items(), key=lambda kv: -max(c.score for c in kv[1]))
-    passages = []
-    for number, (chunk_id, cands) in enumerate(groups, start=1):
-        chunk = data.chunks[chunk_id]
+    runs: list[list[Candidate]] = []
+    for cands in by_chunk.values():
         cands.sort(key=lambda c: c.sentence)
-        first, last = chunk.sentences[cands[0].sentence], chunk.sentences[cands[-1].sentence]
+        runs.append([cands[0]])
+        for prev, cur in itertools.pairwise(cands):
+            if cur.sentence == prev.sentence + 1:
+                runs[-1].append(cur)
+            else:
+                runs.append([cur])
+    runs.sort(key=lambda run: -max(c.score for c in run))
+    passages = []
+    for number, run in enumerate(runs, start=1):
+        chunk_id = run[0].chunk_id
+        chunk = data.chunks[chunk_id]
+        first, last = chunk.sentences[run[0].sentence], chunk.sentences[run[-1].sentence]
         start_line, _ = chunk.line_span(first.start, first.end)
         _, end_line = chunk.line_span(last.start, last.end)
         passages.append(
             Passage(
                 number=number,
                 source=chunk.source,
-                text=_join(cands),
+                text=" ".join(c.text for c in run),
                 start_line=start_line,
                 end_line=end_line,
-                score=max(c.cosine for c in cands),
+                score=max(c.cosine for c in run),
                 chunk_id=chunk_id,
-                vectors=data.sentence_rows(chunk_id)[[c.sentence for c in cands]],
+                vectors=data.sentence_rows(chunk_id)[[c.sentence for c in run]],
             )
         )
     return passages
-
-
-def _join(cands: list[Candidate]) -> str:
-    """Adjacent sentences read as one quote; a gap between them is shown as an ellipsis."""
-    out = cands[0].text
-    for prev, cur in zip(cands, cands[1:], strict=False):
-        out += (" " if cur.sentence == prev.sentence + 1 else " … ") + cur.text
-    return out
 
 
 def _key(text: str) -> str:

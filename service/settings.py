@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     llm_api_base: str | None = None
     llm_api_key: SecretStr | None = None
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_max_tokens: int = Field(120, ge=1, le=4096)
+    llm_max_tokens: int = Field(80, ge=1, le=4096)
     llm_timeout: float = Field(60.0, gt=0)
     llm_max_concurrency: int = Field(1, ge=1, le=64)
     llm_queue_size: int = Field(8, ge=0, le=1000)

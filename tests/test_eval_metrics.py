@@ -1,0 +1,57 @@
+"""The eval harness's own arithmetic: scores, aggregates, the gate's messages. Pure functions, no model."""
+
+from __future__ import annotations
+
+from evals import harness
+from evals.metrics import Case, Outcome, aggregate, answer_scores, failing_cases, key_facts_present
+
+
+def _case(**kw) -> Case:  # type: ignore[no-untyped-def]
+    base = {"id": "q", "question": "What breed?", "reference": "Pungsan dogs.", "key_facts": [["Pungsan"]],
+            "gold_sources": ["seeds/a.txt"], "answerable": True, "category": "single_fact"}
+    return Case(**{**base, **kw})
+
+
+def _cite(source: str, n: int = 1) -> dict:  # type: ignore[type-arg]
+    return {"id": n, "source": source, "start_line": 1, "end_line": 1, "text": "Kim gave Pungsan dogs.", "score": 1.0}
+
+
+def test_key_facts_need_every_fact_and_accept_alternatives() -> None:
+    facts = [["Aurus", "Aurus automaker"], ["tea set"]]
+    assert key_facts_present("An Aurus limousine and a tea set [1].", facts)
+    assert not key_facts_present("An Aurus limousine [1].", facts)
+
+
+def test_citation_precision_counts_wrong_files_and_names_the_question() -> None:
+    good = Outcome(_case(id="good"), answer="Pungsan dogs [1].", refused=False, citations=[_cite("seeds/a.txt")])
+    wrong = Outcome(_case(id="wrong"), answer="Pungsan dogs [1].", refused=False, citations=[_cite("seeds/b.txt")])
+    assert answer_scores(wrong)["citation_precision"] == 0.0
+    agg = aggregate([good, wrong], with_answers=True)
+    assert agg["citation_precision"] == 0.5
+    assert failing_cases([good, wrong], "citation_precision") == ["wrong"]
+
+
+def test_refusals_are_scored_on_both_sides() -> None:
+    refused_ok = Outcome(_case(id="u", answerable=False, key_facts=[], gold_sources=[]), answer="no", refused=True)
+    refused_bad = Outcome(_case(id="a"), answer="I cannot answer that.", refused=True)
+    agg = aggregate([refused_ok, refused_bad], with_answers=True)
+    assert agg["refusal_accuracy"] == 1.0 and agg["false_refusal_rate"] == 1.0 and agg["key_fact_accuracy"] == 0.0
+
+
+def test_gate_names_the_metric_and_questions_and_targets_are_reported_apart() -> None:
+    bad = Outcome(_case(id="missed"), answer="Some dogs [1].", refused=False, citations=[_cite("seeds/a.txt")])
+    agg = aggregate([bad], with_answers=True)
+    failures = harness.gate(agg, {"key_fact_accuracy": {"min": 0.5, "target": 0.9}}, [bad])
+    assert failures == ["key_fact_accuracy = 0.000, wanted >= 0.5; questions: missed"]
+    assert harness.gate(agg, {"key_fact_accuracy": {"min": 0.0, "target": 0.9}}, [bad]) == []
+    assert harness.below_target(agg, {"key_fact_accuracy": {"min": 0.0, "target": 0.9}}) == [
+        "key_fact_accuracy = 0.000, target >= 0.9"
+    ]
+
+
+def test_thresholds_file_has_both_tiers_and_the_issue_targets() -> None:
+    fast, full = harness.load_thresholds("fast"), harness.load_thresholds("full")
+    assert fast["hit_at_5"]["min"] >= 0.98
+    for metric in ("key_fact_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision"):
+        assert metric in full
+    assert full["key_fact_accuracy"].get("target", full["key_fact_accuracy"].get("min")) >= 0.9
