@@ -61,8 +61,10 @@ def bench_index(tmp: Path) -> None:
         started = time.perf_counter()
         report = build(corpus, tmp / f"index-{copies}", embedder, s.chunk_tokens, s.chunk_overlap)
         took = time.perf_counter() - started
-        print(f"index build, {label}: {report.n_chunks} chunks, {report.n_embedded} texts embedded "
-              f"in {took:.2f} s = {report.n_chunks / took:.1f} chunks/s ({report.n_embedded / took:.0f} texts/s)")
+        print(
+            f"index build, {label}: {report.n_chunks} chunks, {report.n_embedded} texts embedded "
+            f"in {took:.2f} s = {report.n_chunks / took:.1f} chunks/s ({report.n_embedded / took:.0f} texts/s)"
+        )
 
 
 def bench_retrieval(tmp: Path) -> None:
@@ -80,8 +82,10 @@ def bench_retrieval(tmp: Path) -> None:
     data = store.load(s.index_dir)
     retriever = HybridRetriever(data, embedder, rrf_k=s.rrf_k)
     questions = [c.question for c in load_cases()]
-    queries = [f"{q}" if i < len(questions) else f"{questions[i % len(questions)]} (again {i})"
-               for i in range(max(240, len(questions)))]
+    queries = [
+        questions[i] if i < len(questions) else f"{questions[i % len(questions)]} (again {i})"
+        for i in range(max(240, len(questions)))
+    ]
     for q in queries[:10]:
         retriever.retrieve(q, s.top_k)  # warm-up
     retrieve_ms, context_ms = [], []
@@ -93,8 +97,10 @@ def bench_retrieval(tmp: Path) -> None:
         t2 = time.perf_counter()
         retrieve_ms.append((t1 - t0) * 1000)
         context_ms.append((t2 - t1) * 1000)
-    print(f"retrieval (embed query + FAISS + BM25 + fusion), {len(queries)} queries: "
-          f"p50 {pct(retrieve_ms, 50):.1f} ms, p95 {pct(retrieve_ms, 95):.1f} ms")
+    print(
+        f"retrieval (embed query + FAISS + BM25 + fusion), {len(queries)} queries: "
+        f"p50 {pct(retrieve_ms, 50):.1f} ms, p95 {pct(retrieve_ms, 95):.1f} ms"
+    )
     print(f"context selection: p50 {pct(context_ms, 50):.2f} ms, p95 {pct(context_ms, 95):.2f} ms")
 
 
@@ -109,7 +115,13 @@ def bench_answers(tmp: Path, n: int) -> None:
     s = Settings(index_dir=tmp / "index-answers")
     from index.embedder import SentenceTransformerEmbedder
 
-    build(ROOT / "seeds", s.index_dir, SentenceTransformerEmbedder(s.embedding_model), s.chunk_tokens, s.chunk_overlap)
+    build(
+        ROOT / "seeds",
+        s.index_dir,
+        SentenceTransformerEmbedder(s.embedding_model),
+        s.chunk_tokens,
+        s.chunk_overlap,
+    )
     t0 = time.perf_counter()
     answerer = load_answerer(s, LLMGate(1, 100))
     print(f"model load ({s.llm_model}): {time.perf_counter() - t0:.1f} s")
@@ -138,9 +150,11 @@ def bench_answers(tmp: Path, n: int) -> None:
         ttft.append(first)
         totals.append(total)
         print(f"  {first:5.2f} s ttft  {total:5.2f} s total  {pieces:3d} pieces  {'refused ' if refused else ''}{q}")
-    print(f"answers, {len(questions)} questions, {s.llm_model}: time to first token p50 {pct(ttft, 50):.2f} s, "
-          f"p95 {pct(ttft, 95):.2f} s; full answer p50 {pct(totals, 50):.2f} s, p95 {pct(totals, 95):.2f} s; "
-          f"mean {statistics.mean(totals):.2f} s")
+    print(
+        f"answers, {len(questions)} questions, {s.llm_model}: time to first token p50 {pct(ttft, 50):.2f} s, "
+        f"p95 {pct(ttft, 95):.2f} s; full answer p50 {pct(totals, 50):.2f} s, p95 {pct(totals, 95):.2f} s; "
+        f"mean {statistics.mean(totals):.2f} s"
+    )
 
 
 def main() -> None:

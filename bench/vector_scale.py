@@ -88,16 +88,26 @@ def run(n: int, queries: int, k: int, seed: int) -> dict[str, float]:
         t = time.perf_counter()
         np.argsort(-scores)[:30]
         sort_lat[i] = time.perf_counter() - t
-    return {"n": n, "add_s": add_s, "index_bytes": index_bytes, "rss_growth": rss_growth,
-            "p50_ms": pct(lat, 50) * 1e3, "p95_ms": pct(lat, 95) * 1e3, "mean_ms": float(lat.mean()) * 1e3,
-            "qps": 1.0 / float(lat.mean()), "argsort_ms": pct(sort_lat, 50) * 1e3}
+    return {
+        "n": n,
+        "add_s": add_s,
+        "index_bytes": index_bytes,
+        "rss_growth": rss_growth,
+        "p50_ms": pct(lat, 50) * 1e3,
+        "p95_ms": pct(lat, 95) * 1e3,
+        "mean_ms": float(lat.mean()) * 1e3,
+        "qps": 1.0 / float(lat.mean()),
+        "argsort_ms": pct(sort_lat, 50) * 1e3,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10000,100000,300000,1000000",
-                        help="comma-separated corpus sizes (number of vectors)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--sizes",
+        default="10000,100000,300000,1000000",
+        help="comma-separated corpus sizes (number of vectors)",
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=5, help="neighbours per query (the service asks for 30)")
     parser.add_argument("--threads", type=int, default=1, help="faiss.omp_set_num_threads")
@@ -106,21 +116,28 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
     faiss.omp_set_num_threads(args.threads)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs; "
-          f"faiss {faiss.__version__}, numpy {np.__version__}; omp threads {args.threads}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs; "
+        f"faiss {faiss.__version__}, numpy {np.__version__}; omp threads {args.threads}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"IndexFlatIP, dim {DIM}, float32, top-{args.k}, {args.queries} single queries per size\n")
-    header = (f"{'N':>9}  {'add s':>7}  {'index bytes':>13}  {'index':>9}  {'RSS growth':>10}  "
-              f"{'p50 ms':>7}  {'p95 ms':>7}  {'mean ms':>7}  {'QPS/thread':>10}  {'argsort ms':>10}")
+    header = (
+        f"{'N':>9}  {'add s':>7}  {'index bytes':>13}  {'index':>9}  {'RSS growth':>10}  "
+        f"{'p50 ms':>7}  {'p95 ms':>7}  {'mean ms':>7}  {'QPS/thread':>10}  {'argsort ms':>10}"
+    )
     print(header)
     print("-" * len(header))
     started = time.perf_counter()
     cpu0 = time.process_time()
     for n in sizes:
         r = run(n, args.queries, args.k, args.seed)
-        print(f"{r['n']:>9,}  {r['add_s']:>7.3f}  {r['index_bytes']:>13,}  {human(r['index_bytes']):>9}  "
-              f"{human(r['rss_growth']):>10}  {r['p50_ms']:>7.2f}  {r['p95_ms']:>7.2f}  "
-              f"{r['mean_ms']:>7.2f}  {r['qps']:>10.0f}  {r['argsort_ms']:>10.2f}", flush=True)
+        print(
+            f"{r['n']:>9,}  {r['add_s']:>7.3f}  {r['index_bytes']:>13,}  {human(r['index_bytes']):>9}  "
+            f"{human(r['rss_growth']):>10}  {r['p50_ms']:>7.2f}  {r['p95_ms']:>7.2f}  "
+            f"{r['mean_ms']:>7.2f}  {r['qps']:>10.0f}  {r['argsort_ms']:>10.2f}",
+            flush=True,
+        )
     print(f"\ntotal {time.perf_counter() - started:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU")
     return 0
 

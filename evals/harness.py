@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from evals.metrics import Case, Outcome, aggregate, answer_scores, failing_cases, retrieval_scores
+from evals.metrics import Case, Outcome, answer_scores, failing_cases, retrieval_scores
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,8 +47,7 @@ def below_target(agg: dict[str, float | None], thresholds: dict[str, dict[str, f
     return out
 
 
-def gate(agg: dict[str, float | None], thresholds: dict[str, dict[str, float]],
-         outcomes: list[Outcome]) -> list[str]:
+def gate(agg: dict[str, float | None], thresholds: dict[str, dict[str, float]], outcomes: list[Outcome]) -> list[str]:
     """Failure messages, one per metric on the wrong side of its bar, naming the questions."""
     failures = []
     for metric, bar in thresholds.items():
@@ -74,8 +73,13 @@ class InProcess:
         self.settings = Settings(index_dir=workdir / "index", corpus_dir=ROOT / "seeds")
         self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model)
         started = time.perf_counter()
-        build(self.settings.corpus_dir, self.settings.index_dir, self.embedder,
-              self.settings.chunk_tokens, self.settings.chunk_overlap)
+        build(
+            self.settings.corpus_dir,
+            self.settings.index_dir,
+            self.embedder,
+            self.settings.chunk_tokens,
+            self.settings.chunk_overlap,
+        )
         self.index_seconds = time.perf_counter() - started
         self.with_llm = with_llm
         self.answerer: Any = None
@@ -95,7 +99,9 @@ class InProcess:
 
         retriever = self.answerer.retriever if self.answerer else self.retriever
         top_k = self.settings.top_k
-        outcome = Outcome(case, retrieved_sources=[h.chunk.source for h in retriever.retrieve(case.question, top_k).hits])
+        outcome = Outcome(
+            case, retrieved_sources=[h.chunk.source for h in retriever.retrieve(case.question, top_k).hits]
+        )
         if not self.with_llm:
             return outcome
         try:
@@ -147,8 +153,10 @@ def judge(outcomes: list[Outcome], model: str) -> None:
         if not o.answer or o.refused:
             continue
         passages = "\n".join(f"[{c['id']}] {c['text']}" for c in o.citations)
-        prompt = (f"Passages:\n{passages}\n\nAnswer: {o.answer}\n\n"
-                  "Is every claim in the answer supported by the passages? Reply yes or no.")
+        prompt = (
+            f"Passages:\n{passages}\n\nAnswer: {o.answer}\n\n"
+            "Is every claim in the answer supported by the passages? Reply yes or no."
+        )
         reply = asyncio.run(complete(client, [{"role": "user", "content": prompt}]))
         o.judge["faithfulness"] = 1.0 if reply.strip().lower().startswith("yes") else 0.0
 
@@ -162,13 +170,23 @@ def run(runner: InProcess | OverHttp, cases: list[Case], progress: bool = True) 
         outcomes.append(outcome)
         if progress and runner.with_llm:
             state = "error" if outcome.error else "refused" if outcome.refused else "answered"
-            print(f"  [{n}/{len(cases)}] {case.id}: {state} in {time.perf_counter() - started:.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  [{n}/{len(cases)}] {case.id}: {state} in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return outcomes
 
 
-def write_report(tier: str, agg: dict[str, float | None], thresholds: dict[str, dict[str, float]],
-                 outcomes: list[Outcome], seconds: float, model: str, report_dir: Path = REPORT_DIR) -> Path:
+def write_report(
+    tier: str,
+    agg: dict[str, float | None],
+    thresholds: dict[str, dict[str, float]],
+    outcomes: list[Outcome],
+    seconds: float,
+    model: str,
+    report_dir: Path = REPORT_DIR,
+) -> Path:
     """latest.json and latest.md; the previous run's aggregates are kept beside them."""
     report_dir.mkdir(parents=True, exist_ok=True)
     latest = report_dir / "latest.json"
@@ -182,19 +200,36 @@ def write_report(tier: str, agg: dict[str, float | None], thresholds: dict[str, 
             previous = {}
     rows = []
     for o in outcomes:
-        row: dict[str, Any] = {"id": o.case.id, "category": o.case.category, "question": o.case.question,
-                               "answerable": o.case.answerable, "answer": o.answer, "refused": o.refused,
-                               "citations": [{k: c[k] for k in ("id", "source", "start_line", "end_line")}
-                                             for c in o.citations],
-                               "gold_sources": o.case.gold_sources, "timings_ms": o.timings_ms, "error": o.error}
-        row["scores"] = {**(retrieval_scores(o) if o.case.answerable and o.retrieved_sources else {}),
-                         **(answer_scores(o) if o.answer is not None or o.error else {})}
+        row: dict[str, Any] = {
+            "id": o.case.id,
+            "category": o.case.category,
+            "question": o.case.question,
+            "answerable": o.case.answerable,
+            "answer": o.answer,
+            "refused": o.refused,
+            "citations": [{k: c[k] for k in ("id", "source", "start_line", "end_line")} for c in o.citations],
+            "gold_sources": o.case.gold_sources,
+            "timings_ms": o.timings_ms,
+            "error": o.error,
+        }
+        row["scores"] = {
+            **(retrieval_scores(o) if o.case.answerable and o.retrieved_sources else {}),
+            **(answer_scores(o) if o.answer is not None or o.error else {}),
+        }
         rows.append(row)
     failures = gate(agg, thresholds, outcomes)
     short = below_target(agg, thresholds)
-    payload = {"tier": tier, "model": model, "seconds": round(seconds, 1), "aggregates": agg,
-               "thresholds": thresholds, "previous_aggregates": previous, "failures": failures, "below_target": short,
-               "questions": rows}
+    payload = {
+        "tier": tier,
+        "model": model,
+        "seconds": round(seconds, 1),
+        "aggregates": agg,
+        "thresholds": thresholds,
+        "previous_aggregates": previous,
+        "failures": failures,
+        "below_target": short,
+        "questions": rows,
+    }
     tmp = latest.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     tmp.replace(latest)
@@ -207,22 +242,35 @@ def _fmt(value: Any) -> str:
 
 
 def _markdown(p: dict[str, Any]) -> str:
-    lines = [f"# citeqa eval report ({p['tier']} tier)", "",
-             f"Model: `{p['model']}`; {len(p['questions'])} questions in {p['seconds']} s.", "",
-             "| metric | value | previous | gate | pass | target |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# citeqa eval report ({p['tier']} tier)",
+        "",
+        f"Model: `{p['model']}`; {len(p['questions'])} questions in {p['seconds']} s.",
+        "",
+        "| metric | value | previous | gate | pass | target |",
+        "|---|---|---|---|---|---|",
+    ]
     for metric, value in p["aggregates"].items():
         bar = p["thresholds"].get(metric)
         bar_text = "" if not bar else (f">= {bar['min']}" if "min" in bar else f"<= {bar['max']}")
         ok = "" if not bar else ("FAIL" if any(f.startswith(metric + " ") for f in p["failures"]) else "ok")
-        target = "" if not bar or "target" not in bar else (
-            f"{bar['target']}" + (" (missed)" if any(f.startswith(metric + " ") for f in p["below_target"]) else ""))
-        lines.append(f"| {metric} | {_fmt(value)} | {_fmt(p['previous_aggregates'].get(metric))} | {bar_text} | {ok} "
-                     f"| {target} |")
+        target = (
+            ""
+            if not bar or "target" not in bar
+            else (
+                f"{bar['target']}" + (" (missed)" if any(f.startswith(metric + " ") for f in p["below_target"]) else "")
+            )
+        )
+        lines.append(
+            f"| {metric} | {_fmt(value)} | {_fmt(p['previous_aggregates'].get(metric))} | {bar_text} | {ok} "
+            f"| {target} |"
+        )
     lines += ["", "| id | category | answer | citations | scores |", "|---|---|---|---|---|"]
     for q in p["questions"]:
         answer = (q["error"] or ("(refused) " if q["refused"] else "") + (q["answer"] or "")).replace("|", "/")
-        cites = ", ".join(f"[{c['id']}] {c['source'].split('/')[-1]}:{c['start_line']}-{c['end_line']}"
-                          for c in q["citations"])
+        cites = ", ".join(
+            f"[{c['id']}] {c['source'].split('/')[-1]}:{c['start_line']}-{c['end_line']}" for c in q["citations"]
+        )
         scores = ", ".join(f"{k}={_fmt(v)}" for k, v in q["scores"].items() if v is not None)
         lines.append(f"| {q['id']} | {q['category']} | {answer[:160]} | {cites} | {scores} |")
     return "\n".join(lines) + "\n"

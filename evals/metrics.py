@@ -100,8 +100,9 @@ def answer_scores(o: Outcome) -> dict[str, float | None]:
     if c.answerable:
         scores["key_facts"] = float(answered and key_facts_present(o.answer or "", c.key_facts))
         scores["f1"] = token_f1(o.answer or "", c.reference) if answered else 0.0
-        scores["citation_precision"] = (len([x for x in o.citations if x["source"] in c.gold_sources])
-                                        / len(o.citations)) if o.citations else None
+        scores["citation_precision"] = (
+            (len([x for x in o.citations if x["source"] in c.gold_sources]) / len(o.citations)) if o.citations else None
+        )
         scores["citation_recall"] = len(cited & set(c.gold_sources)) / len(c.gold_sources)
         scores["has_citation"] = float(bool(o.citations)) if answered else None
     else:
@@ -129,7 +130,8 @@ def aggregate(outcomes: list[Outcome], with_answers: bool) -> dict[str, float | 
     all_cites = [x for o in answerable for x in o.citations]
     agg["citation_precision"] = (
         len([x for o in answerable for x in o.citations if x["source"] in o.case.gold_sources]) / len(all_cites)
-        if all_cites else None
+        if all_cites
+        else None
     )
     agg["citation_recall"] = float(np.mean([s["citation_recall"] for s in ans])) if ans else None
     has = [s["has_citation"] for s in ans if s["has_citation"] is not None]
@@ -163,8 +165,11 @@ def failing_cases(outcomes: list[Outcome], metric: str) -> list[str]:
             (metric == "key_fact_accuracy" and s.get("key_facts") == 0.0)
             or (metric == "refusal_accuracy" and s.get("correct_refusal") == 0.0)
             or (metric == "false_refusal_rate" and o.case.answerable and s["refused"])
-            or (metric == "citation_precision" and s.get("citation_precision") is not None
-                and s["citation_precision"] < 1.0)
+            or (
+                metric == "citation_precision"
+                and s.get("citation_precision") is not None
+                and s["citation_precision"] < 1.0
+            )
             or (metric == "answers_with_citation" and s.get("has_citation") == 0.0)
             or (metric == "unsupported_citation_rate" and unsupported_citations(o)[0] > 0)
         ):

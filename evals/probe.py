@@ -9,7 +9,6 @@ Uses the same in-process pipeline as `pytest evals/` (real embedder, configured 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -34,9 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     ids = list(args.ids)
     if args.failing:
         report = json.loads((harness.REPORT_DIR / "latest.json").read_text())
-        ids += [q["id"] for q in report["questions"]
-                if any(v is not None and v < 1.0 for k, v in q["scores"].items()
-                       if k in {"key_facts", "correct_refusal", "citation_precision"})]
+        ids += [
+            q["id"]
+            for q in report["questions"]
+            if any(
+                v is not None and v < 1.0
+                for k, v in q["scores"].items()
+                if k in {"key_facts", "correct_refusal", "citation_precision"}
+            )
+        ]
     unknown = [i for i in ids if i not in cases]
     if unknown:
         print(f"unknown ids: {', '.join(unknown)}", file=sys.stderr)

@@ -55,8 +55,13 @@ def build(
     report = BuildReport()
     docs, report.skipped = load_corpus(corpus_dir)
     wanted = store.Manifest(
-        embedding_model=embedder.name, dim=embedder.dim, chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap, encoding=ENCODING, chunker=CHUNKER_VERSION, files={d.source: d.sha256 for d in docs},
+        embedding_model=embedder.name,
+        dim=embedder.dim,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        encoding=ENCODING,
+        chunker=CHUNKER_VERSION,
+        files={d.source: d.sha256 for d in docs},
     )
 
     old: store.IndexData | None = None

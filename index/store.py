@@ -47,8 +47,11 @@ class Manifest:
     def settings_mismatch(self, other: Manifest) -> list[str]:
         """Why an index built with `self` cannot be updated in place to `other` settings."""
         keys = ("format", "chunker", "embedding_model", "dim", "chunk_tokens", "chunk_overlap", "encoding")
-        return [f"{k} changed ({getattr(self, k)!r} -> {getattr(other, k)!r})"
-                for k in keys if getattr(self, k) != getattr(other, k)]
+        return [
+            f"{k} changed ({getattr(self, k)!r} -> {getattr(other, k)!r})"
+            for k in keys
+            if getattr(self, k) != getattr(other, k)
+        ]
 
 
 @dataclass
@@ -61,8 +64,9 @@ class IndexData:
     faiss_index: Any = None
 
     @classmethod
-    def create(cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray,
-               sentence_vectors: np.ndarray) -> IndexData:
+    def create(
+        cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray
+    ) -> IndexData:
         offsets, total = [], 0
         for chunk in chunks:
             offsets.append(total)

@@ -22,8 +22,7 @@ from service.state import AppState, Loader, check_index, load_answerer
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, loader: Loader | None = None,
-               check: bool = True) -> FastAPI:
+def create_app(settings: Settings | None = None, loader: Loader | None = None, check: bool = True) -> FastAPI:
     """`loader` builds the Answerer (tests pass fakes); `check` validates the index up front so a
     missing or damaged index stops start-up with a message naming the fix."""
     settings = settings or get_settings()

@@ -42,7 +42,12 @@ def token_secret(settings: Settings) -> bytes:
 
 def issue_token(settings: Settings, origin: str, now: float | None = None) -> str:
     now = time.time() if now is None else now
-    claims = {"o": origin, "s": SCOPE, "exp": int(now) + settings.token_ttl_seconds, "n": secrets.token_hex(4)}
+    claims = {
+        "o": origin,
+        "s": SCOPE,
+        "exp": int(now) + settings.token_ttl_seconds,
+        "n": secrets.token_hex(4),
+    }
     body = _b64(json.dumps(claims, separators=(",", ":")).encode())
     sig = _b64(hmac.new(token_secret(settings), body.encode(), hashlib.sha256).digest())
     return f"{body}.{sig}"

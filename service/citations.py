@@ -92,8 +92,7 @@ def claim_words(sentence: str, question: str = "") -> set[str]:
     return words if _YES_NO.match(question) else set()
 
 
-def lexical_support(sentence: str, passage: Passage, question: str = "",
-                    idf: dict[str, float] | None = None) -> float:
+def lexical_support(sentence: str, passage: Passage, question: str = "", idf: dict[str, float] | None = None) -> float:
     """Share of the sentence's claim words found in the passage, each weighted by its rarity in
     the corpus (`idf`): a missing rare word ("artist", "red") counts for more than a missing
     name that is on every page. Words the corpus never uses weigh the most."""
@@ -117,8 +116,10 @@ def check(
 ) -> Checked:
     """`private` is text the client must never see (the system prompt): answer sentences that
     reproduce it are removed, whatever the passages say."""
-    if not raw_answer.strip() or not passages or (
-        is_refusal(raw_answer) and not _has_grounded(raw_answer, passages, question, idf)
+    if (
+        not raw_answer.strip()
+        or not passages
+        or (is_refusal(raw_answer) and not _has_grounded(raw_answer, passages, question, idf))
     ):
         return Checked(REFUSAL, [], True, 0, 0)
     by_number = {p.number: p for p in passages}
@@ -181,13 +182,16 @@ def _echoes(sentence: str, private_words: set[str]) -> bool:
     return len(words) >= 3 and len(words & private_words) / len(words) >= PRIVATE_ECHO
 
 
-def _has_grounded(raw_answer: str, passages: list[Passage], question: str = "",
-                  idf: dict[str, float] | None = None) -> bool:
+def _has_grounded(
+    raw_answer: str, passages: list[Passage], question: str = "", idf: dict[str, float] | None = None
+) -> bool:
     """True when a refusal phrase sits beside a real, supported claim ("X [1]. Y is not stated.")."""
     for sentence in split_answer(raw_answer):
         bare, _ = _markers(sentence)
-        if bare and not is_refusal(bare) and any(
-            lexical_support(bare, p, question, idf) >= LEXICAL_SUPPORT for p in passages
+        if (
+            bare
+            and not is_refusal(bare)
+            and any(lexical_support(bare, p, question, idf) >= LEXICAL_SUPPORT for p in passages)
         ):
             return True
     return False

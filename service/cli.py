@@ -37,8 +37,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        report = build(settings.corpus_dir, settings.index_dir, embedder, settings.chunk_tokens,
-                       settings.chunk_overlap, progress=progress, force=args.rebuild)
+        report = build(
+            settings.corpus_dir,
+            settings.index_dir,
+            embedder,
+            settings.chunk_tokens,
+            settings.chunk_overlap,
+            progress=progress,
+            force=args.rebuild,
+        )
     except FileNotFoundError as exc:
         print(f"citeqa index: {exc}", file=sys.stderr)
         return 2
@@ -91,8 +98,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except IndexLoadError as exc:
         print(f"citeqa serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

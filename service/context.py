@@ -40,8 +40,9 @@ class Candidate:
     score: float
 
 
-def score_sentences(data: IndexData, retrieval: Retrieval, question: str,
-                    idf: dict[str, float] | None = None) -> list[Candidate]:
+def score_sentences(
+    data: IndexData, retrieval: Retrieval, question: str, idf: dict[str, float] | None = None
+) -> list[Candidate]:
     """Every sentence of the retrieved chunks, scored by cosine plus a bonus for the share of the
     question's words it contains, weighted by rarity (`idf`: words absent from the corpus weigh
     the most, names on every page the least); duplicates (chunk overlap, articles quoting each
@@ -65,14 +66,21 @@ def score_sentences(data: IndexData, retrieval: Retrieval, question: str,
 
 
 def select_passages(
-    data: IndexData, retrieval: Retrieval, question: str, max_tokens: int, max_sentences: int,
+    data: IndexData,
+    retrieval: Retrieval,
+    question: str,
+    max_tokens: int,
+    max_sentences: int,
     idf: dict[str, float] | None = None,
 ) -> list[Passage]:
     return select_context(data, [(retrieval, question)], max_tokens, max_sentences, idf)
 
 
 def select_context(
-    data: IndexData, parts: list[tuple[Retrieval, str]], max_tokens: int, max_sentences: int,
+    data: IndexData,
+    parts: list[tuple[Retrieval, str]],
+    max_tokens: int,
+    max_sentences: int,
     idf: dict[str, float] | None = None,
 ) -> list[Passage]:
     """The best sentences within the token and sentence budgets. A question in several parts

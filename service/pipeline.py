@@ -47,8 +47,16 @@ def _ms(seconds: float) -> float:
 
 
 class Answerer:
-    def __init__(self, settings: Settings, data: IndexData, retriever: Retriever, embedder: Embedder,
-                 llm: LLM, prompts: Prompts, gate: LLMGate) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        data: IndexData,
+        retriever: Retriever,
+        embedder: Embedder,
+        llm: LLM,
+        prompts: Prompts,
+        gate: LLMGate,
+    ) -> None:
         self.settings = settings
         self.data = data
         self.retriever = retriever
@@ -80,7 +88,10 @@ class Answerer:
         lines = "\n".join(f"{t.role}: {t.content[:600]}" for t in turns)
         messages = [
             {"role": "system", "content": self.prompts["rewrite_system"].render()},
-            {"role": "user", "content": self.prompts["rewrite_user"].render(history=lines, question=question)},
+            {
+                "role": "user",
+                "content": self.prompts["rewrite_user"].render(history=lines, question=question),
+            },
         ]
         async with self.gate.slot():
             text = await complete(self.llm, messages, max_tokens=60)
@@ -107,8 +118,12 @@ class Answerer:
             system = self.prompts["answer_system"].render()
             messages = [
                 {"role": "system", "content": system},
-                {"role": "user", "content": self.prompts["answer_user"].render(
-                    passages="\n".join(f"[{p.number}] {p.text}" for p in passages), question=question)},
+                {
+                    "role": "user",
+                    "content": self.prompts["answer_user"].render(
+                        passages="\n".join(f"[{p.number}] {p.text}" for p in passages), question=question
+                    ),
+                },
             ]
             usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
             async with self.gate.slot():
@@ -116,8 +131,14 @@ class Answerer:
                     raw += piece
                     yield Token(piece)
             usage.completion_tokens = count_tokens(raw)
-            checked = citations.check(raw, passages, embed=self.embedder.encode_documents, question=question,
-                                      private=system, idf=self.idf)
+            checked = citations.check(
+                raw,
+                passages,
+                embed=self.embedder.encode_documents,
+                question=question,
+                private=system,
+                idf=self.idf,
+            )
         else:
             checked = citations.check("", passages)
         t_generate = time.perf_counter()
@@ -126,8 +147,14 @@ class Answerer:
             answer=checked.answer,
             refused=checked.refused,
             citations=[
-                Citation(id=i, source=p.source, start_line=p.start_line, end_line=p.end_line, text=p.text,
-                         score=round(p.score, 4))
+                Citation(
+                    id=i,
+                    source=p.source,
+                    start_line=p.start_line,
+                    end_line=p.end_line,
+                    text=p.text,
+                    score=round(p.score, 4),
+                )
                 for i, p in enumerate(checked.cited, start=1)
             ],
             model=self.llm.name,

@@ -30,8 +30,12 @@ def _record(state: AppState, done: Done) -> None:
     metrics = state.extras.get("metrics")
     if metrics is not None:
         r = done.response
-        metrics.record_answer(r.timings_ms.model_dump(), r.refused,  # type: ignore[attr-defined]
-                              done.usage.prompt_tokens, done.usage.completion_tokens)
+        metrics.record_answer(  # type: ignore[attr-defined]
+            r.timings_ms.model_dump(),
+            r.refused,
+            done.usage.prompt_tokens,
+            done.usage.completion_tokens,
+        )
 
 
 @router.post("/ask", response_model=AskResponse, responses=ERRORS)
@@ -47,9 +51,13 @@ def _sse(event: str, data: object) -> bytes:
 
 @router.post(
     "/ask/stream",
-    responses={200: {"content": {"text/event-stream": {}},
-                     "description": "`token` events, then one `done` (the /ask body) or `error` event."},
-               **ERRORS},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`token` events, then one `done` (the /ask body) or `error` event.",
+        },
+        **ERRORS,
+    },
 )
 async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _client: ClientDep) -> Response:
     async def events(answerer: Answerer) -> AsyncIterator[bytes]:
@@ -66,8 +74,11 @@ async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _
             log.exception("answer stream failed")
             yield _sse("error", error_body("internal_error", "internal error; see the server log").model_dump())
 
-    return StreamingResponse(events(answerer), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(answerer),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/health", response_model=Health)

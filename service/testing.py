@@ -45,8 +45,13 @@ class FakeLLM:
     extractive answers, and a rewrite that folds in the first user turn); `fail` raises instead;
     `delay` is the pause between pieces, to test streaming and disconnects."""
 
-    def __init__(self, script: Callable[[Messages], str] | None = None, delay: float = 0.0,
-                 fail: Exception | None = None, name: str = "fake/extractive") -> None:
+    def __init__(
+        self,
+        script: Callable[[Messages], str] | None = None,
+        delay: float = 0.0,
+        fail: Exception | None = None,
+        name: str = "fake/extractive",
+    ) -> None:
         self.script = script or extractive_answer
         self.delay = delay
         self.fail = fail
@@ -77,11 +82,15 @@ def fake_loader(llm: FakeLLM | None = None) -> Callable[[Settings, LLMGate], Ans
     """A `create_app(loader=...)` that uses the real pipeline with the hashing embedder and `llm`."""
 
     def load(settings: Settings, gate: LLMGate) -> Answerer:
-        data = store.load(settings.index_dir) if (settings.index_dir / store.POINTER).exists() \
+        data = (
+            store.load(settings.index_dir)
+            if (settings.index_dir / store.POINTER).exists()
             else build_fake_index(settings)
+        )
         embedder = HashingEmbedder()
-        return Answerer(settings, data, HybridRetriever(data, embedder), embedder, llm or FakeLLM(),
-                        Prompts.load(), gate)
+        return Answerer(
+            settings, data, HybridRetriever(data, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate
+        )
 
     return load
 
@@ -90,7 +99,11 @@ def fake_settings(tmp: Path, **overrides: object) -> Settings:
     """Settings for tests: the seed corpus, an index in `tmp`, and a relevance floor suited to the
     hashing embedder (whose cosines run lower than a real model's)."""
     root = Path(__file__).resolve().parent.parent
-    values: dict[str, object] = {"corpus_dir": root / "seeds", "index_dir": tmp / "index", "min_relevance": 0.2,
-                                 "_env_file": None}
+    values: dict[str, object] = {
+        "corpus_dir": root / "seeds",
+        "index_dir": tmp / "index",
+        "min_relevance": 0.2,
+        "_env_file": None,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -18,8 +18,11 @@ router = APIRouter()
 
 @router.get("/widget.js", include_in_schema=False)
 async def widget_js() -> FileResponse:
-    return FileResponse(STATIC / "widget.js", media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=300"})
+    return FileResponse(
+        STATIC / "widget.js",
+        media_type="application/javascript",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 @router.get("/", include_in_schema=False)

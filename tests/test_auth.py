@@ -103,10 +103,7 @@ def test_rate_limit_is_per_key_and_unauthenticated_calls_do_not_spend_it(index_d
         for _ in range(5):  # rejected before the limiter is charged
             assert c.post("/ask", json=QUESTION).status_code == 401
         k1 = [c.post("/ask", json=QUESTION, headers=KEY).status_code for _ in range(3)]
-        k2 = [
-            c.post("/ask", json=QUESTION, headers={"Authorization": "Bearer k2"}).status_code
-            for _ in range(3)
-        ]
+        k2 = [c.post("/ask", json=QUESTION, headers={"Authorization": "Bearer k2"}).status_code for _ in range(3)]
         assert c.get("/health").status_code == 200  # never limited
     assert k1 == [200, 200, 429]
     assert k2 == [200, 200, 429]

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = shutil.which("docker-compose") or ("/usr/bin/docker-compose"
-                                             if Path("/usr/bin/docker-compose").exists() else None)
+COMPOSE = shutil.which("docker-compose") or (
+    "/usr/bin/docker-compose" if Path("/usr/bin/docker-compose").exists() else None
+)
 pytestmark = pytest.mark.skipif(
     COMPOSE is None, reason="docker-compose is not installed (Debian: apt-get install -y docker-compose)"
 )
@@ -37,10 +38,16 @@ def _clone(tmp: Path) -> Path:
 
 def _config(project: Path) -> dict[str, Any]:
     """Run `docker-compose config` in `project` with none of the caller's compose/citeqa variables."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CITEQA_", "COMPOSE_", "LLM_", "DOCKER_"))}
-    proc = subprocess.run([COMPOSE, "-f", "docker-compose.yml", "config"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEQA_", "COMPOSE_", "LLM_", "DOCKER_"))}
+    proc = subprocess.run(
+        [COMPOSE, "-f", "docker-compose.yml", "config"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
     assert "Couldn't find env file" not in proc.stderr, proc.stderr
     return yaml.safe_load(proc.stdout)

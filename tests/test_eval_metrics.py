@@ -7,13 +7,27 @@ from evals.metrics import Case, Outcome, aggregate, answer_scores, failing_cases
 
 
 def _case(**kw) -> Case:  # type: ignore[no-untyped-def]
-    base = {"id": "q", "question": "What breed?", "reference": "Pungsan dogs.", "key_facts": [["Pungsan"]],
-            "gold_sources": ["seeds/a.txt"], "answerable": True, "category": "single_fact"}
+    base = {
+        "id": "q",
+        "question": "What breed?",
+        "reference": "Pungsan dogs.",
+        "key_facts": [["Pungsan"]],
+        "gold_sources": ["seeds/a.txt"],
+        "answerable": True,
+        "category": "single_fact",
+    }
     return Case(**{**base, **kw})
 
 
 def _cite(source: str, n: int = 1) -> dict:  # type: ignore[type-arg]
-    return {"id": n, "source": source, "start_line": 1, "end_line": 1, "text": "Kim gave Pungsan dogs.", "score": 1.0}
+    return {
+        "id": n,
+        "source": source,
+        "start_line": 1,
+        "end_line": 1,
+        "text": "Kim gave Pungsan dogs.",
+        "score": 1.0,
+    }
 
 
 def test_key_facts_need_every_fact_and_accept_alternatives() -> None:

@@ -200,7 +200,7 @@ def llm_settings(index_dir: Path, port: int, **overrides: object) -> Settings:
         "llm_model": "openai/fake",
         "llm_api_base": f"http://127.0.0.1:{port}/v1",
         "llm_api_key": "x",
-        "llm_timeout": 1,
+        "llm_timeout": 15,  # generous: a first litellm call in a busy process can take seconds
     }
     values.update(overrides)
     return fake_settings(index_dir.parent, **values)
@@ -311,9 +311,7 @@ def test_stall_on_the_streaming_endpoint_ends_with_a_typed_error_event(
         "wrong_shape",
     ],
 )
-def test_garbage_from_the_llm_is_a_typed_502_or_503(
-    index_dir: Path, openai_server: FakeOpenAI, mode: str
-) -> None:
+def test_garbage_from_the_llm_is_a_typed_502_or_503(index_dir: Path, openai_server: FakeOpenAI, mode: str) -> None:
     openai_server.mode = mode
     with client_for(llm_settings(index_dir, openai_server.port, llm_timeout=5)) as c:
         wait_ready(c)
@@ -323,9 +321,7 @@ def test_garbage_from_the_llm_is_a_typed_502_or_503(
 
 
 @pytest.mark.parametrize(("mode", "status"), [("http500", 503), ("http401", 503), ("drop", 503)])
-def test_llm_server_errors_are_typed(
-    index_dir: Path, openai_server: FakeOpenAI, mode: str, status: int
-) -> None:
+def test_llm_server_errors_are_typed(index_dir: Path, openai_server: FakeOpenAI, mode: str, status: int) -> None:
     openai_server.mode = mode
     with client_for(llm_settings(index_dir, openai_server.port, llm_timeout=5)) as c:
         wait_ready(c)
@@ -333,13 +329,9 @@ def test_llm_server_errors_are_typed(
     assert_typed(r, {status}, {"llm_unavailable"})
 
 
-def test_full_gate_answers_503_overloaded_with_retry_after(
-    index_dir: Path, openai_server: FakeOpenAI
-) -> None:
+def test_full_gate_answers_503_overloaded_with_retry_after(index_dir: Path, openai_server: FakeOpenAI) -> None:
     openai_server.mode, openai_server.word_delay = "slow", 0.15
-    settings = llm_settings(
-        index_dir, openai_server.port, llm_timeout=20, llm_max_concurrency=1, llm_queue_size=0
-    )
+    settings = llm_settings(index_dir, openai_server.port, llm_timeout=20, llm_max_concurrency=1, llm_queue_size=0)
     with client_for(settings) as c:
         wait_ready(c)
         with ThreadPoolExecutor(2) as pool:
@@ -383,9 +375,7 @@ def _build(corpus: Path, index_dir: Path, force: bool = False) -> Any:
 
 
 def _leftovers(index_dir: Path) -> list[str]:
-    return sorted(
-        p.name for p in index_dir.iterdir() if p.name.startswith((".staging-", f".{store.POINTER}.tmp"))
-    )
+    return sorted(p.name for p in index_dir.iterdir() if p.name.startswith((".staging-", f".{store.POINTER}.tmp")))
 
 
 @pytest.mark.parametrize("fail_on", ["chunks.jsonl", "sentence_vectors.npy", "faiss.index", "manifest.json"])
@@ -487,9 +477,7 @@ def test_index_build_killed_at_random_moments_leaves_a_loadable_index(tmp_path: 
     # Leftovers of killed builds are cleaned up by the next successful build.
     _build(corpus, index_dir, force=True)
     assert _leftovers(index_dir) == []
-    assert [p.name for p in index_dir.iterdir() if p.name.startswith("v-")] == [
-        store.current_version(index_dir).name
-    ]
+    assert [p.name for p in index_dir.iterdir() if p.name.startswith("v-")] == [store.current_version(index_dir).name]
 
 
 # --- missing or damaged index at start-up ------------------------------------------------------

@@ -133,9 +133,7 @@ def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
     after = samples(client.get("/metrics").text)
 
     def delta(**labels: str) -> float:
-        return value(after, "citeqa_requests_total", **labels) - value(
-            before, "citeqa_requests_total", **labels
-        )
+        return value(after, "citeqa_requests_total", **labels) - value(before, "citeqa_requests_total", **labels)
 
     assert delta(route="/ask", status="200") == 3
     assert delta(route="/ask", status="422") == 1

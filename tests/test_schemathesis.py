@@ -65,9 +65,7 @@ def typed_error_body(ctx: Any, response: Any, case: Any) -> bool | None:
         body = response.json()
         error = body.get("error") if isinstance(body, dict) else None
         if not (
-            isinstance(error, dict)
-            and isinstance(error.get("code"), str)
-            and isinstance(error.get("message"), str)
+            isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str)
         ):
             raise AssertionError(f"untyped error body for {response.status_code}: {response.text[:300]}")
     return None
@@ -78,9 +76,7 @@ def test_every_schema_operation_is_fuzzed(api_schema: Any) -> None:
     assert in_schema == {(method, path) for method, path, _ in OPERATIONS}
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "mode"), OPERATIONS, ids=[f"{m} {p} {g}" for m, p, g in OPERATIONS]
-)
+@pytest.mark.parametrize(("method", "path", "mode"), OPERATIONS, ids=[f"{m} {p} {g}" for m, p, g in OPERATIONS])
 def test_no_operation_answers_with_a_5xx(api_schema: Any, method: str, path: str, mode: str) -> None:
     operation = api_schema[path][method]
     calls = {"n": 0, "statuses": set()}

@@ -90,8 +90,12 @@ def test_widget_script_is_served_as_javascript(client: TestClient) -> None:
 
 
 def test_page_and_script_never_carry_a_key(index_dir: Path) -> None:
-    s = fake_settings(index_dir.parent, api_keys=f"{API_KEY},second-key-abcdef", token_secret=TOKEN_SECRET,
-                      cors_origins=ALLOWED)
+    s = fake_settings(
+        index_dir.parent,
+        api_keys=f"{API_KEY},second-key-abcdef",
+        token_secret=TOKEN_SECRET,
+        cors_origins=ALLOWED,
+    )
     with make_client(s) as c:
         wait_ready(c)
         for path in ("/", "/widget.js"):
@@ -129,8 +133,7 @@ def test_without_a_token_ask_is_refused(keyed: TestClient) -> None:
 
 def test_expired_token_is_refused(keyed: TestClient, keyed_settings: Settings) -> None:
     old = issue_token(keyed_settings, ALLOWED, now=time.time() - keyed_settings.token_ttl_seconds - 60)
-    r = keyed.post("/ask", json={"question": DOG},
-                   headers={"Origin": ALLOWED, "Authorization": f"Bearer {old}"})
+    r = keyed.post("/ask", json={"question": DOG}, headers={"Origin": ALLOWED, "Authorization": f"Bearer {old}"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "unauthorized"
     assert r.headers["www-authenticate"] == "Bearer"
@@ -139,16 +142,14 @@ def test_expired_token_is_refused(keyed: TestClient, keyed_settings: Settings) -
 def test_token_from_another_origin_is_refused(keyed: TestClient, keyed_settings: Settings) -> None:
     token = issue_token(keyed_settings, ALLOWED)
     for headers in ({"Origin": FOREIGN}, {}):  # another page, or no Origin at all
-        r = keyed.post("/ask", json={"question": DOG},
-                       headers={**headers, "Authorization": f"Bearer {token}"})
+        r = keyed.post("/ask", json={"question": DOG}, headers={**headers, "Authorization": f"Bearer {token}"})
         assert r.status_code == 401, headers
 
 
 def test_tampered_token_is_refused(keyed: TestClient, keyed_settings: Settings) -> None:
     body, sig = issue_token(keyed_settings, ALLOWED).split(".")
     forged = f"{body}.{sig[:-2]}{'AA' if not sig.endswith('AA') else 'BB'}"
-    r = keyed.post("/ask", json={"question": DOG},
-                   headers={"Origin": ALLOWED, "Authorization": f"Bearer {forged}"})
+    r = keyed.post("/ask", json={"question": DOG}, headers={"Origin": ALLOWED, "Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
 
 
@@ -165,8 +166,11 @@ def test_own_page_gets_a_token(keyed: TestClient) -> None:
     r = keyed.post("/widget/token", headers={"Origin": "http://testserver"})
     assert r.status_code == 200 and r.json()["token"]
     token = r.json()["token"]
-    r = keyed.post("/ask", json={"question": FIFA},
-                   headers={"Origin": "http://testserver", "Authorization": f"Bearer {token}"})
+    r = keyed.post(
+        "/ask",
+        json={"question": FIFA},
+        headers={"Origin": "http://testserver", "Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 200
 
 
@@ -181,11 +185,14 @@ def test_with_keys_off_the_token_is_empty_and_no_header_is_needed(open_cors: Tes
 
 
 def _preflight(c: TestClient, origin: str):  # type: ignore[no-untyped-def]
-    return c.options("/ask/stream", headers={
-        "Origin": origin,
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type",
-    })
+    return c.options(
+        "/ask/stream",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
 
 
 def test_preflight_from_an_allowed_origin(keyed: TestClient) -> None:
@@ -248,8 +255,9 @@ def test_stream_reports_llm_failure_as_an_error_event(settings: Settings) -> Non
     assert events[-1][1]["error"]["message"]
 
 
-def test_off_topic_question_is_refused_before_the_llm(client: TestClient, fake_llm: FakeLLM,
-                                                      settings: Settings) -> None:
+def test_off_topic_question_is_refused_before_the_llm(
+    client: TestClient, fake_llm: FakeLLM, settings: Settings
+) -> None:
     """The browser test relies on this: the World Cup is not in the seeds, retrieval relevance stays
     under the floor, and the refusal comes without any LLM call."""
     answerer = client.app.state.citeqa.answerer  # type: ignore[attr-defined]

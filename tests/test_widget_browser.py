@@ -31,8 +31,14 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
 CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 DOG = "What breed of dog did Kim give Putin?"
 FOLLOW_UP = "What else did he receive?"
 FIFA = "Who won the 2022 FIFA World Cup?"
@@ -62,8 +68,14 @@ class LiveServer:
         self.sock = sock
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
@@ -108,8 +120,7 @@ class HostPage:
                 pass
 
         sock.listen(16)
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler,
-                                                     bind_and_activate=False)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
         self.httpd.socket.close()
         self.httpd.socket = sock
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -171,8 +182,7 @@ def browser() -> Iterator[Browser]:
             pytrace=False,
         )
     if sync_playwright is None:
-        pytest.fail("Python Playwright is missing: install the dev extra (`pip install -e '.[dev]'`).",
-                    pytrace=False)
+        pytest.fail("Python Playwright is missing: install the dev extra (`pip install -e '.[dev]'`).", pytrace=False)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         yield b
@@ -259,7 +269,7 @@ def check_passage(page: Page) -> None:
     m = re.fullmatch(r"lines? (\d+)(?:\u2013(\d+))?", lines)
     assert m, lines
     start, end = int(m.group(1)), int(m.group(2) or m.group(1))
-    quoted = squash(" ".join((ROOT / source).read_text(encoding="utf-8").splitlines()[start - 1:end]))
+    quoted = squash(" ".join((ROOT / source).read_text(encoding="utf-8").splitlines()[start - 1 : end]))
     # The service may quote several, not necessarily adjacent, sentences of those lines.
     pieces = [p for p in re.split(r"(?<=[.!?])\s+", squash(text)) if p]
     assert pieces and all(p in quoted for p in pieces), (text, quoted)
@@ -360,13 +370,18 @@ def test_error_state_and_retry_resends_the_same_question(page: Page, server: Liv
     page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/ask/stream") else None)
     overloaded = {"error": {"code": "overloaded", "message": "LLM queue full", "request_id": "rid-1"}}
     timeout = {"error": {"code": "llm_timeout", "message": "no answer in 60 s"}}
-    failures = iter([
-        # a service error before the stream starts ...
-        (503, {"Retry-After": "5", "Content-Type": "application/json"}, json.dumps(overloaded)),
-        # ... and an error event in the middle of a stream
-        (200, {"Content-Type": "text/event-stream"},
-         f'event: token\ndata: {{"text": "Partial "}}\n\nevent: error\ndata: {json.dumps(timeout)}\n\n'),
-    ])
+    failures = iter(
+        [
+            # a service error before the stream starts ...
+            (503, {"Retry-After": "5", "Content-Type": "application/json"}, json.dumps(overloaded)),
+            # ... and an error event in the middle of a stream
+            (
+                200,
+                {"Content-Type": "text/event-stream"},
+                f'event: token\ndata: {{"text": "Partial "}}\n\nevent: error\ndata: {json.dumps(timeout)}\n\n',
+            ),
+        ]
+    )
 
     def fail_twice(route: Route) -> None:
         status, headers, body = next(failures)
@@ -400,9 +415,14 @@ def test_error_state_and_retry_resends_the_same_question(page: Page, server: Liv
 def test_token_refusal_falls_back_to_no_header(page: Page, server: LiveServer) -> None:
     seen: list[dict[str, str]] = []
     page.on("request", lambda r: seen.append(r.headers) if r.url.endswith("/ask/stream") else None)
-    page.route("**/widget/token", lambda route: route.fulfill(
-        status=401, content_type="application/json",
-        body=json.dumps({"error": {"code": "unauthorized", "message": "not for you"}})))
+    page.route(
+        "**/widget/token",
+        lambda route: route.fulfill(
+            status=401,
+            content_type="application/json",
+            body=json.dumps({"error": {"code": "unauthorized", "message": "not for you"}}),
+        ),
+    )
     page.goto(server.url + "/")
     open_widget(page)
     ask(page, FIFA, state="refused")  # keys are off, so the question still goes through
@@ -418,8 +438,7 @@ def test_keyboard_operation(page: Page, server: LiveServer) -> None:
             break
     else:
         pytest.fail("Tab never reached the widget's launcher")
-    outline = launcher.evaluate("el => [getComputedStyle(el).outlineStyle, "
-                                "getComputedStyle(el).outlineWidth]")
+    outline = launcher.evaluate("el => [getComputedStyle(el).outlineStyle, getComputedStyle(el).outlineWidth]")
     assert outline[0] != "none" and float(outline[1].rstrip("px")) >= 2, f"no visible focus style: {outline}"
     assert launcher.get_attribute("aria-expanded") == "false"
     assert launcher.get_attribute("aria-label")
@@ -451,8 +470,9 @@ def test_keyboard_operation(page: Page, server: LiveServer) -> None:
 
 
 def test_phone_screen_shows_the_panel_full_screen(browser: Browser, server: LiveServer) -> None:
-    context = browser.new_context(viewport={"width": 375, "height": 667}, device_scale_factor=2,
-                                  is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 375, "height": 667}, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
     try:
         page = context.new_page()
         page.goto(server.url + "/")
@@ -477,26 +497,29 @@ def test_phone_screen_shows_the_panel_full_screen(browser: Browser, server: Live
         context.close()
 
 
-def test_cross_origin_embed_uses_a_short_lived_token(page: Page,
-                                                     embedded: tuple[LiveServer, HostPage]) -> None:
+def test_cross_origin_embed_uses_a_short_lived_token(page: Page, embedded: tuple[LiveServer, HostPage]) -> None:
     api, host = embedded
     token_calls: list[Request] = []
     asks: list[dict[str, str]] = []
     page.on("request", lambda r: token_calls.append(r) if r.url.endswith("/widget/token") else None)
-    page.on("request", lambda r: asks.append(r.all_headers()) if r.url.endswith("/ask/stream")
-            and r.method == "POST" else None)
+    page.on(
+        "request",
+        lambda r: asks.append(r.all_headers()) if r.url.endswith("/ask/stream") and r.method == "POST" else None,
+    )
     page.goto(host.url + "/")
 
     # Page styles do not reach into the widget ...
     launcher = tid(page, "citeqa-launcher")
     expect(launcher).to_be_visible()
-    style = launcher.evaluate("el => { const s = getComputedStyle(el); "
-                              "return [s.backgroundColor, s.color, s.fontFamily, s.borderTopStyle]; }")
+    style = launcher.evaluate(
+        "el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color, s.fontFamily, s.borderTopStyle]; }"
+    )
     assert style[0] == "rgb(36, 80, 214)" and style[1] == "rgb(255, 255, 255)", style
     assert "Comic" not in style[2] and style[3] != "dashed", style
     # ... and widget styles do not leak out onto the page's look-alike element.
     lookalike = page.locator("#lookalike").evaluate(
-        "el => { const s = getComputedStyle(el); return [s.position, s.display]; }")
+        "el => { const s = getComputedStyle(el); return [s.position, s.display]; }"
+    )
     assert lookalike == ["static", "none"], lookalike
 
     open_widget(page)

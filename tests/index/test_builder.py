@@ -77,8 +77,9 @@ def test_changed_settings_trigger_rebuild_with_reason(corpus: Path, tmp_path: Pa
     assert len(report.added) == 4
 
 
-def test_crash_mid_write_leaves_previous_index_loadable(corpus: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_write_leaves_previous_index_loadable(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index_dir = tmp_path / "idx"
     _build(corpus, index_dir)
     good = store.load(index_dir)

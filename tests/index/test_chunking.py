@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
 from index.chunking import chunk_document, split_sentences
-from index.documents import Document, load_corpus, normalise, read_document, Skipped
+from index.documents import Document, Skipped, load_corpus, normalise, read_document
 from index.tokens import count_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,12 @@ def test_sentences_split_on_end_punctuation_and_line_breaks() -> None:
 def test_initials_acronyms_and_titles_do_not_end_a_sentence() -> None:
     text = "It was said by Ambassador Gennady S. Bezdetko. The U.S. Embassy in Hanoi objected. Dr. Kim left.\nNext"
     pieces = [text[s.start : s.end] for s in split_sentences(text)]
-    assert pieces == ["It was said by Ambassador Gennady S. Bezdetko.", "The U.S. Embassy in Hanoi objected.",
-                      "Dr. Kim left.", "Next"]
+    assert pieces == [
+        "It was said by Ambassador Gennady S. Bezdetko.",
+        "The U.S. Embassy in Hanoi objected.",
+        "Dr. Kim left.",
+        "Next",
+    ]
 
 
 @pytest.mark.parametrize(("size", "overlap"), [(40, 0), (64, 16), (160, 32)])
@@ -59,7 +64,7 @@ def test_chunks_respect_size_overlap_and_spans(size: int, overlap: int) -> None:
         first = chunk.text[chunk.sentences[0].start : chunk.sentences[0].end]
         assert first[:30] in original_lines[chunk.start_line - 1]
         assert chunk.start_line <= chunk.end_line
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.char_start > prev.char_start  # always advances
         shared = max(0, prev.char_end - nxt.char_start)
         if overlap == 0:

@@ -122,11 +122,16 @@ def test_ready_is_503_until_loaded_and_health_always_200(settings: Settings) -> 
 
 
 def test_followup_is_rewritten_with_history(client: TestClient, fake_llm: FakeLLM) -> None:
-    r = client.post("/ask", json={
-        "question": "And what did Putin get in return?",
-        "history": [{"role": "user", "content": "What gifts did Kim receive from Putin?"},
-                    {"role": "assistant", "content": "A limousine [1]."}],
-    })
+    r = client.post(
+        "/ask",
+        json={
+            "question": "And what did Putin get in return?",
+            "history": [
+                {"role": "user", "content": "What gifts did Kim receive from Putin?"},
+                {"role": "assistant", "content": "A limousine [1]."},
+            ],
+        },
+    )
     assert r.status_code == 200
     assert "gifts" in r.json()["rewritten_question"]
     assert len(fake_llm.calls) == 2  # rewrite, then answer

@@ -75,9 +75,12 @@ def test_embedding_similarity_does_not_rescue_a_claim_with_no_word_in_the_passag
     'red' is nowhere in it: the claim is unsupported."""
     vec = np.ones((1, 4), dtype=np.float32) / 2.0
     passages = [Passage(1, "seeds/a.txt", "Putin gave Kim a luxury limousine.", 1, 1, 0.9, 0, vectors=vec)]
-    out = check("The limousine Putin gave Kim was red [1].", passages,
-                embed=lambda texts: np.tile(vec, (len(texts), 1)),
-                question="What colour was the limousine Putin gave Kim?")
+    out = check(
+        "The limousine Putin gave Kim was red [1].",
+        passages,
+        embed=lambda texts: np.tile(vec, (len(texts), 1)),
+        question="What colour was the limousine Putin gave Kim?",
+    )
     assert out.refused and out.cited == []
 
 
@@ -85,11 +88,15 @@ def test_words_repeated_from_the_question_need_no_support() -> None:
     """The answer restates the question in its own words; only its new words must be in the passage."""
     passages = [Passage(1, "seeds/a.txt", "The two despots chatted late into the evening over red wine.", 1, 1, 0.9, 0)]
     question = "What were the two leaders sipping during their after-show conversation?"
-    out = check("The two leaders were sipping red wine during their after-show conversation [1].", passages,
-                question=question)
+    out = check(
+        "The two leaders were sipping red wine during their after-show conversation [1].",
+        passages,
+        question=question,
+    )
     assert not out.refused and [p.source for p in out.cited] == ["seeds/a.txt"]
-    without_question = check("The two leaders were sipping red wine during their after-show conversation [1].",
-                             passages)
+    without_question = check(
+        "The two leaders were sipping red wine during their after-show conversation [1].", passages
+    )
     assert without_question.refused
 
 
@@ -100,8 +107,17 @@ def test_is_refusal_patterns() -> None:
 
 
 def test_initials_and_acronyms_in_an_answer_do_not_split_its_sentences() -> None:
-    passages = [Passage(1, "seeds/a.txt", "The U.S. Embassy in Hanoi criticised the visit of Gennady S. Bezdetko.",
-                        1, 1, 0.9, 0)]
+    passages = [
+        Passage(
+            1,
+            "seeds/a.txt",
+            "The U.S. Embassy in Hanoi criticised the visit of Gennady S. Bezdetko.",
+            1,
+            1,
+            0.9,
+            0,
+        )
+    ]
     out = check("The U.S. Embassy in Hanoi criticised the visit of Gennady S. Bezdetko [1].", passages)
     assert out.answer == "The U.S. Embassy in Hanoi criticised the visit of Gennady S. Bezdetko [1]."
 
@@ -109,8 +125,11 @@ def test_initials_and_acronyms_in_an_answer_do_not_split_its_sentences() -> None
 def test_a_sentence_that_only_restates_the_question_is_not_an_answer() -> None:
     passages = [Passage(1, "seeds/a.txt", "Putin visited Hanoi and Vietnam's leaders welcomed him.", 1, 1, 0.9, 0)]
     question = "Which agreements did Putin sign with Vietnam during his visit to Hanoi?"
-    out = check("The agreements Putin signed with Vietnam during his visit to Hanoi are [1] and [3].", passages,
-                question=question)
+    out = check(
+        "The agreements Putin signed with Vietnam during his visit to Hanoi are [1] and [3].",
+        passages,
+        question=question,
+    )
     assert out.refused and out.cited == []
 
 
@@ -123,8 +142,17 @@ def test_a_yes_no_answer_may_restate_the_question() -> None:
 def test_a_missing_rare_word_outweighs_common_words_that_are_there() -> None:
     """'Russian' is on every page, 'artist' on none: an answer naming 'a Russian artist' is not
     supported by a passage that only says 'Russian'."""
-    passages = [Passage(1, "seeds/a.txt", "Kim gave Putin a painting, and Putin gave Kim a Russian limousine.",
-                        1, 1, 0.9, 0)]
+    passages = [
+        Passage(
+            1,
+            "seeds/a.txt",
+            "Kim gave Putin a painting, and Putin gave Kim a Russian limousine.",
+            1,
+            1,
+            0.9,
+            0,
+        )
+    ]
     question = "Who painted the painting Kim gave Putin?"
     answer = "The painting Kim gave Putin was painted by a Russian artist [1]."
     assert not check(answer, passages, question=question).refused  # unweighted: 1 of 2 new words found

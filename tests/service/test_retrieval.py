@@ -33,8 +33,9 @@ def test_context_stays_within_budget_and_keeps_the_answer(retriever: HybridRetri
     from index.tokens import count_tokens
 
     q = "Which native hunting dogs did Kim give to Putin?"
-    passages = select_passages(retriever.data, retriever.retrieve(q, 5), q, max_tokens=120, max_sentences=6,
-                               idf=retriever.bm25.idf)
+    passages = select_passages(
+        retriever.data, retriever.retrieve(q, 5), q, max_tokens=120, max_sentences=6, idf=retriever.bm25.idf
+    )
     assert sum(count_tokens(p.text) for p in passages) <= 120
     assert any("Pungsan" in p.text for p in passages)
     assert [p.number for p in passages] == list(range(1, len(passages) + 1))
