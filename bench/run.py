@@ -77,7 +77,7 @@ def bench_retrieval(tmp: Path) -> None:
     from service.settings import Settings
 
     s = Settings(index_dir=tmp / "index-seeds")
-    embedder = SentenceTransformerEmbedder(s.embedding_model)
+    embedder = SentenceTransformerEmbedder(s.embedding_model, query_backend=s.query_encoder)
     build(ROOT / "seeds", s.index_dir, embedder, s.chunk_tokens, s.chunk_overlap)
     data = store.load(s.index_dir)
     retriever = HybridRetriever(data, embedder, rrf_k=s.rrf_k)
@@ -98,7 +98,7 @@ def bench_retrieval(tmp: Path) -> None:
         retrieve_ms.append((t1 - t0) * 1000)
         context_ms.append((t2 - t1) * 1000)
     print(
-        f"retrieval (embed query + FAISS + BM25 + fusion), {len(queries)} queries: "
+        f"retrieval (embed query [{embedder.query_backend}] + FAISS + BM25 + fusion), {len(queries)} queries: "
         f"p50 {pct(retrieve_ms, 50):.1f} ms, p95 {pct(retrieve_ms, 95):.1f} ms"
     )
     print(f"context selection: p50 {pct(context_ms, 50):.2f} ms, p95 {pct(context_ms, 95):.2f} ms")

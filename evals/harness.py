@@ -71,7 +71,9 @@ class InProcess:
         from service.settings import Settings
 
         self.settings = Settings(index_dir=workdir / "index", corpus_dir=ROOT / "seeds")
-        self.embedder = SentenceTransformerEmbedder(self.settings.embedding_model)
+        self.embedder = SentenceTransformerEmbedder(
+            self.settings.embedding_model, query_backend=self.settings.query_encoder
+        )
         started = time.perf_counter()
         build(
             self.settings.corpus_dir,

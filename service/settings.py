@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     corpus_dir: Path = Path("seeds")
     index_dir: Path = Path(".citeqa/index")
     embedding_model: str = "all-MiniLM-L6-v2"
+    query_encoder: Literal["onnx", "torch"] = "onnx"
     chunk_tokens: int = Field(160, ge=16, le=2048)
     chunk_overlap: int = Field(32, ge=0, le=1024)
 

@@ -45,7 +45,7 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
 
     prompts = Prompts.load()
     data = store.load(settings.index_dir)
-    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, query_backend=settings.query_encoder)
     if data.manifest.embedding_model != embedder.name or data.manifest.dim != embedder.dim:
         raise store.IndexLoadError(
             f"index was built with {data.manifest.embedding_model!r} but the service uses {embedder.name!r}: "
@@ -55,7 +55,12 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
         load_local_model(settings)
     llm = LiteLLMClient(settings)
     retriever = HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
-    log.info("loaded index (%d chunks) and model %s", len(data.chunks), settings.llm_model)
+    log.info(
+        "loaded index (%d chunks), query encoder %s, model %s",
+        len(data.chunks),
+        embedder.query_backend,
+        settings.llm_model,
+    )
     return Answerer(settings, data, retriever, embedder, llm, prompts, gate)
 
 

@@ -1,5 +1,6 @@
-"""Unit tests never touch real model weights or a real LLM: the LLM and embedder are fakes, and
-litellm is made to refuse any call that slips through."""
+"""Unit tests never touch a real LLM: the LLM and embedder are fakes, and litellm is made to refuse
+any call that slips through. The only real weights loaded are the embedding model's, by the tests
+marked `slow` (tests/index/test_embedder.py)."""
 
 from __future__ import annotations
 
