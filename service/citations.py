@@ -18,7 +18,7 @@ import numpy as np
 
 from index.chunking import is_abbreviation_end
 from service.context import Passage
-from service.text import content_words
+from service.text import content_words, unseen_weight, word_set
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _ANY_BRACKET_REF = re.compile(r"\s*\[(?:passage|source|doc)?\s*\d+[^\]]{0,20}\]", re.I)
@@ -99,10 +99,10 @@ def lexical_support(sentence: str, passage: Passage, question: str = "", idf: di
     words = claim_words(sentence, question)
     if not words:
         return 0.0
-    unseen = max(idf.values(), default=1.0) if idf else 1.0
+    unseen = unseen_weight(idf)
     weight = {w: (idf.get(w, unseen) if idf else 1.0) for w in words}
     total = sum(weight.values())
-    found = sum(weight[w] for w in words & set(content_words(passage.text)))
+    found = sum(weight[w] for w in words & word_set(passage.text))
     return found / total if total else 0.0
 
 
@@ -146,7 +146,7 @@ def check(
     dropped = 0
     grounded = 0
     removed = 0
-    private_words = set(content_words(private))
+    private_words = word_set(private)
     for i, (bare, numbers) in enumerate(sentences):
         if not bare:
             continue
@@ -177,7 +177,7 @@ def check(
     return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped, removed)
 
 
-def _echoes(sentence: str, private_words: set[str]) -> bool:
+def _echoes(sentence: str, private_words: frozenset[str]) -> bool:
     words = set(content_words(sentence))
     return len(words) >= 3 and len(words & private_words) / len(words) >= PRIVATE_ECHO
 

@@ -14,7 +14,7 @@ import numpy as np
 from index.store import IndexData
 from index.tokens import count_tokens
 from service.retrieval import Retrieval
-from service.text import content_words
+from service.text import content_words, unseen_weight
 
 LEXICAL_WEIGHT = 0.25
 
@@ -48,7 +48,8 @@ def score_sentences(
     the most, names on every page the least); duplicates (chunk overlap, articles quoting each
     other) keep only their best copy."""
     q_terms = set(content_words(question))
-    weights = {t: (idf or {}).get(t, max((idf or {"": 1.0}).values(), default=1.0)) for t in q_terms}
+    unseen = unseen_weight(idf)
+    weights = {t: (idf or {}).get(t, unseen) for t in q_terms}
     total = sum(weights.values())
     best: dict[str, Candidate] = {}
     for hit in retrieval.hits:

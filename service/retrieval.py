@@ -13,7 +13,7 @@ import numpy as np
 from index.chunking import Chunk
 from index.embedder import Embedder
 from index.store import IndexData
-from service.text import content_words
+from service.text import Rarity, content_words
 
 
 @dataclass
@@ -44,7 +44,7 @@ class BM25:
             for term, tf in Counter(doc).items():
                 self.postings.setdefault(term, []).append((i, tf))
         n = len(docs)
-        self.idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()}
+        self.idf = Rarity({t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()})
 
     def scores(self, terms: list[str]) -> np.ndarray:
         out = np.zeros(len(self.lengths), dtype=np.float32)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 STOPWORDS = frozenset(
@@ -173,3 +175,26 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+@lru_cache(maxsize=2048)
+def word_set(text: str) -> frozenset[str]:
+    """The content words of a text, cached: passages and the system prompt are checked against
+    every sentence of an answer."""
+    return frozenset(content_words(text))
+
+
+class Rarity(dict[str, float]):
+    """Inverse document frequency per word, plus the weight of a word the corpus never uses (the
+    highest weight), computed once rather than on every lookup."""
+
+    def __init__(self, idf: Mapping[str, float]) -> None:
+        super().__init__(idf)
+        self.unseen = max(self.values(), default=1.0)
+
+
+def unseen_weight(idf: Mapping[str, float] | None) -> float:
+    """The weight of a word absent from `idf`: the corpus's highest, or 1.0 with no idf."""
+    if not idf:
+        return 1.0
+    return idf.unseen if isinstance(idf, Rarity) else max(idf.values(), default=1.0)

@@ -21,6 +21,16 @@ from service.testing import FakeLLM, build_fake_index, fake_loader, fake_setting
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A follow-up question with the conversation it follows.
+FOLLOW_UP = {
+    "question": "And what did Putin get in return?",
+    "history": [
+        {"role": "user", "content": "What gifts did Kim receive from Putin?"},
+        {"role": "assistant", "content": "A limousine [1]."},
+    ],
+}
+
+
 @pytest.fixture(autouse=True)
 def _no_real_llm_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     import litellm

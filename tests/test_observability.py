@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.observability import JsonFormatter, request_id_var
 from service.testing import FakeLLM
-from tests.conftest import make_client, wait_ready
+from tests.conftest import FOLLOW_UP, make_client, wait_ready
 
 ANSWERABLE = {"question": "What breed of dog did Kim give Putin?"}
 OFF_CORPUS = {"question": "Who won the 2022 FIFA World Cup?"}
@@ -189,16 +189,7 @@ def test_streamed_answers_are_counted_too(client: TestClient) -> None:
 
 
 def test_rewrite_stage_is_observed_for_follow_ups(client: TestClient) -> None:
-    r = client.post(
-        "/ask",
-        json={
-            "question": "And what did Putin get in return?",
-            "history": [
-                {"role": "user", "content": "What gifts did Kim receive from Putin?"},
-                {"role": "assistant", "content": "A limousine [1]."},
-            ],
-        },
-    )
+    r = client.post("/ask", json=FOLLOW_UP)
     assert r.status_code == 200
     parsed = samples(client.get("/metrics").text)
     assert value(parsed, "citeqa_stage_seconds_count", stage="rewrite") == 1

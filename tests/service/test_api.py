@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from service.settings import Settings
 from service.testing import FakeLLM
-from tests.conftest import make_client, wait_ready
+from tests.conftest import FOLLOW_UP, make_client, wait_ready
 
 
 def test_ask_returns_the_contract(client: TestClient) -> None:
@@ -122,16 +122,7 @@ def test_ready_is_503_until_loaded_and_health_always_200(settings: Settings) -> 
 
 
 def test_followup_is_rewritten_with_history(client: TestClient, fake_llm: FakeLLM) -> None:
-    r = client.post(
-        "/ask",
-        json={
-            "question": "And what did Putin get in return?",
-            "history": [
-                {"role": "user", "content": "What gifts did Kim receive from Putin?"},
-                {"role": "assistant", "content": "A limousine [1]."},
-            ],
-        },
-    )
+    r = client.post("/ask", json=FOLLOW_UP)
     assert r.status_code == 200
     assert "gifts" in r.json()["rewritten_question"]
     assert len(fake_llm.calls) == 2  # rewrite, then answer

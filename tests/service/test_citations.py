@@ -3,9 +3,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
-from service.citations import REFUSAL, check, is_refusal
+from service.citations import REFUSAL, check, is_refusal, lexical_support
 from service.context import Passage
+from service.text import Rarity, unseen_weight
 
 
 def _p(n: int, text: str, source: str = "seeds/a.txt") -> Passage:
@@ -159,6 +161,17 @@ def test_a_missing_rare_word_outweighs_common_words_that_are_there() -> None:
     idf = {"russian": 0.1, "painting": 1.0, "kim": 0.05, "putin": 0.05, "limousine": 1.5}
     out = check(answer, passages, question=question, idf=idf)
     assert out.refused and out.cited == []
+    # The precomputed form the retriever hands over weighs words the same way.
+    assert check(answer, passages, question=question, idf=Rarity(idf)) == out
+
+
+def test_rarity_knows_the_weight_of_an_unseen_word() -> None:
+    idf = {"russian": 0.1, "limousine": 1.5}
+    assert Rarity(idf).unseen == 1.5 == unseen_weight(idf) == unseen_weight(Rarity(idf))
+    assert unseen_weight(None) == unseen_weight({}) == Rarity({}).unseen == 1.0
+    passage = Passage(1, "seeds/a.txt", "A Russian limousine.", 1, 1, 0.9, 0)
+    # "artist" is unseen, so it weighs as much as the rarest word: 0.1 found of 0.1 + 1.5.
+    assert lexical_support("a Russian artist", passage, idf=Rarity(idf)) == pytest.approx(0.1 / 1.6)
 
 
 def test_unsupported_sentences_are_removed_and_supported_ones_kept() -> None:
