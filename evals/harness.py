@@ -94,15 +94,23 @@ class InProcess:
             from index import store
             from service.retrieval import HybridRetriever
 
-            self.retriever = HybridRetriever(store.load(self.settings.index_dir), self.embedder)
+            self.data = store.load(self.settings.index_dir)
+            self.retriever = HybridRetriever(self.data, self.embedder, rrf_k=self.settings.rrf_k)
 
     def run(self, case: Case) -> Outcome:
+        from service.context import gather_context
         from service.schemas import AskRequest
 
         retriever = self.answerer.retriever if self.answerer else self.retriever
-        top_k = self.settings.top_k
+        data = self.answerer.data if self.answerer else self.data
+        s = self.settings
+        passages = gather_context(
+            data, retriever, case.question, s.top_k, s.context_max_tokens, s.context_max_sentences, retriever.bm25.idf
+        )
         outcome = Outcome(
-            case, retrieved_sources=[h.chunk.source for h in retriever.retrieve(case.question, top_k).hits]
+            case,
+            retrieved_sources=[h.chunk.source for h in retriever.retrieve(case.question, s.top_k).hits],
+            context="\n".join(p.text for p in passages),
         )
         if not self.with_llm:
             return outcome

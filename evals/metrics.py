@@ -11,6 +11,7 @@ import numpy as np
 
 _WORD = re.compile(r"[a-z0-9]+")
 _MARKER = re.compile(r"\s*\[\d+\]")
+RETRIEVAL_METRICS = ("hit_at_1", "hit_at_5", "recall_at_5", "mrr", "context_recall")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Case:
 class Outcome:
     case: Case
     retrieved_sources: list[str] = field(default_factory=list)  # ranked chunk sources, may repeat
+    context: str | None = None  # the passages the LLM is shown (in-process runs only)
     answer: str | None = None
     refused: bool | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
@@ -62,12 +64,17 @@ def retrieval_scores(o: Outcome, k: int = 5) -> dict[str, float]:
     files = ranked_files(o.retrieved_sources[:k])
     gold = set(o.case.gold_sources)
     rank = next((i for i, f in enumerate(ranked_files(o.retrieved_sources)) if f in gold), None)
-    return {
+    scores = {
         "hit_at_1": float(bool(files[:1]) and files[0] in gold),
         "hit_at_5": float(any(f in gold for f in files)),
         "recall_at_5": len(gold & set(files)) / len(gold),
         "mrr": 0.0 if rank is None else 1.0 / (rank + 1),
     }
+    if o.context is not None:
+        # Every key fact is in the passages the LLM sees: the ceiling on key-fact accuracy, and
+        # what tells a context miss from a misreading model.
+        scores["context_recall"] = float(key_facts_present(o.context, o.case.key_facts))
+    return scores
 
 
 def _support(sentence: str, passage: str) -> float:
@@ -118,8 +125,9 @@ def aggregate(outcomes: list[Outcome], with_answers: bool) -> dict[str, float | 
     answerable = [o for o in outcomes if o.case.answerable]
     agg: dict[str, float | None] = {}
     retrieval = [retrieval_scores(o) for o in answerable if o.retrieved_sources]
-    for key in ("hit_at_1", "hit_at_5", "recall_at_5", "mrr"):
-        agg[key] = float(np.mean([r[key] for r in retrieval])) if retrieval else None
+    for key in RETRIEVAL_METRICS:
+        values = [r[key] for r in retrieval if key in r]
+        agg[key] = float(np.mean(values)) if values else None
     if not with_answers:
         return agg
     per = [(o, answer_scores(o)) for o in outcomes]
@@ -156,8 +164,8 @@ def failing_cases(outcomes: list[Outcome], metric: str) -> list[str]:
     """The questions that pull `metric` down, for the gate's failure message."""
     bad = []
     for o in outcomes:
-        if metric in ("hit_at_1", "hit_at_5", "recall_at_5", "mrr"):
-            if o.case.answerable and o.retrieved_sources and retrieval_scores(o)[metric] < 1.0:
+        if metric in RETRIEVAL_METRICS:
+            if o.case.answerable and o.retrieved_sources and retrieval_scores(o).get(metric, 1.0) < 1.0:
                 bad.append(o.case.id)
             continue
         s = answer_scores(o)

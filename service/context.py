@@ -13,8 +13,8 @@ import numpy as np
 
 from index.store import IndexData
 from index.tokens import count_tokens
-from service.retrieval import Retrieval
-from service.text import content_words, unseen_weight
+from service.retrieval import Retrieval, Retriever
+from service.text import content_words, question_parts, unseen_weight
 
 LEXICAL_WEIGHT = 0.25
 
@@ -148,3 +148,18 @@ def select_context(
 
 def _key(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def gather_context(
+    data: IndexData,
+    retriever: Retriever,
+    question: str,
+    top_k: int,
+    max_tokens: int,
+    max_sentences: int,
+    idf: dict[str, float] | None = None,
+) -> list[Passage]:
+    """Retrieve for each part of the question, then keep the sentences that matter: exactly the
+    passages the LLM is shown (the evals measure them too)."""
+    parts = [(retriever.retrieve(part, top_k), part) for part in question_parts(question)]
+    return select_context(data, parts, max_tokens, max_sentences, idf)

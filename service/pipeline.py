@@ -14,7 +14,7 @@ from index.embedder import Embedder
 from index.store import IndexData
 from index.tokens import count_tokens
 from service import citations
-from service.context import Passage, select_context
+from service.context import Passage, gather_context
 from service.gate import LLMGate
 from service.guard import looks_like_injection
 from service.llm import LLM, complete
@@ -22,7 +22,6 @@ from service.prompts import Prompts
 from service.retrieval import Retriever
 from service.schemas import AskRequest, AskResponse, Citation, Timings, Turn
 from service.settings import Settings
-from service.text import question_parts
 
 
 @dataclass
@@ -76,10 +75,10 @@ class Answerer:
         return getattr(getattr(self.retriever, "bm25", None), "idf", None)
 
     def passages_for(self, question: str, top_k: int) -> list[Passage]:
-        """Retrieve for each part of the question, then keep the sentences that matter."""
         s = self.settings
-        parts = [(self.retriever.retrieve(part, top_k), part) for part in question_parts(question)]
-        return select_context(self.data, parts, s.context_max_tokens, s.context_max_sentences, self.idf)
+        return gather_context(
+            self.data, self.retriever, question, top_k, s.context_max_tokens, s.context_max_sentences, self.idf
+        )
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []

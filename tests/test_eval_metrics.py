@@ -69,3 +69,17 @@ def test_thresholds_file_has_both_tiers_and_the_issue_targets() -> None:
     for metric in ("key_fact_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision"):
         assert metric in full
     assert full["key_fact_accuracy"].get("target", full["key_fact_accuracy"].get("min")) >= 0.9
+
+
+def test_context_recall_tells_a_context_miss_from_a_misreading() -> None:
+    src = ["seeds/a.txt"]
+    in_context = Outcome(_case(id="read"), retrieved_sources=src, context="Kim gave Putin two Pungsan dogs.")
+    missing = Outcome(_case(id="miss"), retrieved_sources=src, context="Kim gave Putin two dogs.")
+    over_http = Outcome(_case(id="http"), retrieved_sources=src)  # no context to score
+    agg = aggregate([in_context, missing, over_http], with_answers=False)
+    assert agg["context_recall"] == 0.5
+    assert agg["hit_at_1"] == 1.0
+    assert failing_cases([in_context, missing, over_http], "context_recall") == ["miss"]
+    assert aggregate([over_http], with_answers=False)["context_recall"] is None
+    failures = harness.gate(agg, {"context_recall": {"min": 0.9}}, [in_context, missing, over_http])
+    assert failures == ["context_recall = 0.500, wanted >= 0.9; questions: miss"]
