@@ -7,6 +7,7 @@ instance decodes one request at a time; the service's LLM gate queues the rest.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -33,6 +34,16 @@ class LocalLlama:
             verbose=False,
         )
         self._lock = threading.Lock()
+        # Free the native model while the interpreter is still whole: left to Llama.__del__ at
+        # exit, it prints a TypeError traceback after every `citeqa ask`.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self._lock.acquire(timeout=5):  # never hang an exit on a decode in progress
+            try:
+                self._llm.close()
+            finally:
+                self._lock.release()
 
     def count(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

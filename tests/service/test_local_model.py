@@ -1,0 +1,101 @@
+"""The embedded model's wrapper, over a fake llama_cpp: prompts trimmed to fit the context,
+streaming that stops when asked, and the native model freed at exit."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from service import local_model
+from service.local_model import TRIM_MARK, LocalLlama
+
+
+class FakeLlama:
+    """One token per whitespace-separated word."""
+
+    instances: ClassVar[list[FakeLlama]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.closed = 0
+        self.prompts: list[list[dict[str, str]]] = []
+        FakeLlama.instances.append(self)
+
+    def tokenize(self, text: bytes, add_bos: bool = False, special: bool = False) -> list[bytes]:
+        return text.split()
+
+    def detokenize(self, tokens: list[bytes]) -> bytes:
+        return b" ".join(tokens)
+
+    def create_chat_completion(self, messages: list[dict[str, str]], **kwargs: Any) -> Iterator[dict[str, Any]]:
+        self.prompts.append(messages)
+        for word in ("Pungsan ", "dogs ", "[1]."):
+            yield {"choices": [{"delta": {"content": word}}]}
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture
+def exit_hooks(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(Llama=FakeLlama))
+    hooks: list[Callable[[], None]] = []
+    monkeypatch.setattr(local_model.atexit, "register", hooks.append)
+    FakeLlama.instances.clear()
+    return hooks
+
+
+def _words(n: int, word: str = "w") -> str:
+    return " ".join(f"{word}{i}" for i in range(n))
+
+
+def test_a_prompt_that_fits_is_left_alone(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"), n_ctx=256)
+    messages = [{"role": "system", "content": _words(20)}, {"role": "user", "content": _words(30)}]
+    assert llm.fit(messages, max_tokens=80) == messages
+
+
+def test_the_longest_message_is_trimmed_in_the_middle_to_fit(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"), n_ctx=256)
+    system = _words(20, "s")
+    user = _words(400, "u")
+    fitted = llm.fit([{"role": "system", "content": system}, {"role": "user", "content": user}], max_tokens=80)
+    assert fitted[0]["content"] == system
+    total = sum(llm.count(m["content"]) + local_model.MESSAGE_OVERHEAD for m in fitted)
+    assert total <= 256 - 80 - 16
+    assert fitted[1]["content"].startswith("u0 u1") and fitted[1]["content"].endswith("u399")
+    assert TRIM_MARK.strip() in fitted[1]["content"]
+
+
+def test_a_prompt_that_cannot_fit_is_an_error_not_a_crash(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"), n_ctx=256)
+    messages = [{"role": "system", "content": _words(100, "s")}, {"role": "user", "content": _words(100, "u")}]
+    with pytest.raises(ValueError, match="cannot be trimmed"):
+        llm.fit(messages, max_tokens=200)
+
+
+def test_stream_yields_pieces_and_stops_when_asked(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"))
+    messages = [{"role": "user", "content": "Which dogs?"}]
+    assert "".join(llm.stream(messages, 80, 0.0, threading.Event())) == "Pungsan dogs [1]."
+    stop = threading.Event()
+    pieces = []
+    for piece in llm.stream(messages, 80, 0.0, stop):
+        pieces.append(piece)
+        stop.set()
+    assert pieces == ["Pungsan "]
+
+
+def test_the_native_model_is_freed_at_exit(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"), n_threads=3)
+    native = FakeLlama.instances[-1]
+    assert native.kwargs["n_threads"] == 3 and native.kwargs["n_ctx"] == 2048
+    assert exit_hooks == [llm.close]
+    exit_hooks[0]()
+    assert native.closed == 1
