@@ -26,9 +26,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 class Run:
-    def __init__(self, tier: str, outcomes: list, seconds: float, model: str, index_seconds: float) -> None:  # type: ignore[type-arg]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, tier: str, outcomes: list, seconds: float, model: str, index_seconds: float, in_process: bool = True
+    ) -> None:
         self.tier, self.outcomes, self.seconds, self.model = tier, outcomes, seconds, model
         self.index_seconds = index_seconds
+        self.in_process = in_process  # False over --base-url: no retrieval ranks or context to score
 
 
 def _execute(config: pytest.Config, tmp: Path, tier: str) -> Run:
@@ -49,7 +52,8 @@ def _execute(config: pytest.Config, tmp: Path, tier: str) -> Run:
         outcomes = harness.run(runner, cases)
     if tier == "full" and os.environ.get("CITEQA_JUDGE_MODEL"):
         harness.judge(outcomes, os.environ["CITEQA_JUDGE_MODEL"])
-    return Run(tier, outcomes, time.perf_counter() - started, model, runner.index_seconds)
+    in_process = isinstance(runner, harness.InProcess)
+    return Run(tier, outcomes, time.perf_counter() - started, model, runner.index_seconds, in_process)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from evals.metrics import aggregate
 
 
 def _gate(run, tier: str, report_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    thresholds = harness.load_thresholds(tier)
+    thresholds = harness.applicable(harness.load_thresholds(tier), run.in_process)
     agg = aggregate(run.outcomes, with_answers=tier == "full")
     path = harness.write_report(tier, agg, thresholds, run.outcomes, run.seconds, run.model, report_dir)
     summary = ", ".join(f"{k}={v:.3f}" for k, v in agg.items() if isinstance(v, float))

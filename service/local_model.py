@@ -11,6 +11,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,18 +35,28 @@ class LocalLlama:
             verbose=False,
         )
         self._lock = threading.Lock()
+        self._closed = False
         # Free the native model while the interpreter is still whole: left to Llama.__del__ at
-        # exit, it prints a TypeError traceback after every `citeqa ask`.
-        atexit.register(self.close)
+        # exit, it prints a TypeError traceback after every `citeqa ask`. A weak reference, so the
+        # hook does not keep a discarded model (a gigabyte) alive.
+        atexit.register(_close_if_alive, weakref.ref(self))
 
     def close(self) -> None:
+        """Free the native model; later calls fail with RuntimeError instead of touching freed memory."""
         if self._lock.acquire(timeout=5):  # never hang an exit on a decode in progress
             try:
-                self._llm.close()
+                if not self._closed:
+                    self._closed = True
+                    self._llm.close()
             finally:
                 self._lock.release()
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the local model is closed")
+
     def count(self, text: str) -> int:
+        self._check_open()
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def fit(self, messages: list[dict[str, str]], max_tokens: int) -> list[dict[str, str]]:
@@ -75,6 +86,7 @@ class LocalLlama:
     ) -> Iterator[str]:
         """Yield text pieces as they are decoded; stop early once `stop` is set (client gone)."""
         with self._lock:
+            self._check_open()
             fitted = self.fit(messages, max_tokens)
             chunks = self._llm.create_chat_completion(
                 messages=fitted,  # type: ignore[arg-type]
@@ -88,3 +100,9 @@ class LocalLlama:
                 piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
                 if piece:
                     yield str(piece)
+
+
+def _close_if_alive(ref: weakref.ref[LocalLlama]) -> None:
+    model = ref()
+    if model is not None:
+        model.close()

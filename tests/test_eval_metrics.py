@@ -83,3 +83,15 @@ def test_context_recall_tells_a_context_miss_from_a_misreading() -> None:
     assert aggregate([over_http], with_answers=False)["context_recall"] is None
     failures = harness.gate(agg, {"context_recall": {"min": 0.9}}, [in_context, missing, over_http])
     assert failures == ["context_recall = 0.500, wanted >= 0.9; questions: miss"]
+
+
+def test_a_live_server_run_is_not_gated_on_retrieval_it_cannot_see() -> None:
+    answered = Outcome(_case(id="live"), answer="Pungsan dogs [1].", refused=False, citations=[_cite("seeds/a.txt")])
+    agg = aggregate([answered], with_answers=True)
+    assert agg["hit_at_5"] is None and agg["context_recall"] is None  # no ranks over HTTP
+    bars = {"hit_at_5": {"min": 0.98}, "context_recall": {"min": 0.92}, "key_fact_accuracy": {"min": 0.9}}
+    assert [f.split(" =")[0] for f in harness.gate(agg, bars, [answered])] == ["hit_at_5", "context_recall"]
+    live = harness.applicable(bars, measures_retrieval=False)
+    assert live == {"key_fact_accuracy": {"min": 0.9}}
+    assert harness.gate(agg, live, [answered]) == []
+    assert harness.applicable(bars, measures_retrieval=True) == bars

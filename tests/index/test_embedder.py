@@ -54,15 +54,16 @@ def test_onnx_query_ranks_documents_like_pytorch(onnx_embedder: SentenceTransfor
 
 
 def test_missing_onnxruntime_falls_back_to_pytorch(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, onnx_embedder: SentenceTransformerEmbedder
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
     with caplog.at_level(logging.WARNING, logger="citeqa.embedder"):
         embedder = SentenceTransformerEmbedder(query_backend="onnx")
-    assert embedder.query_backend == "torch"
+    assert embedder.query_backend == "torch" and embedder._onnx is None
     assert "ONNX query encoder unavailable" in caplog.text
-    vector = embedder.encode_query(QUERIES[0])
-    assert float(np.abs(vector - embedder._torch_query(QUERIES[0])).max()) == 0.0
+    # Queries still work, through PyTorch, and land where the ONNX encoder puts them.
+    gap = embedder.encode_query(QUERIES[0]) - onnx_embedder.encode_query(QUERIES[0])
+    assert float(np.abs(gap).max()) < 1e-5
 
 
 def test_onnx_vectors_that_disagree_are_not_used(

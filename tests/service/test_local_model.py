@@ -46,7 +46,7 @@ class FakeLlama:
 def exit_hooks(monkeypatch: pytest.MonkeyPatch) -> list[Callable[[], None]]:
     monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(Llama=FakeLlama))
     hooks: list[Callable[[], None]] = []
-    monkeypatch.setattr(local_model.atexit, "register", hooks.append)
+    monkeypatch.setattr(local_model.atexit, "register", lambda fn, *args: hooks.append(lambda: fn(*args)))
     FakeLlama.instances.clear()
     return hooks
 
@@ -96,6 +96,20 @@ def test_the_native_model_is_freed_at_exit(exit_hooks: list[Callable[[], None]])
     llm = LocalLlama(Path("m.gguf"), n_threads=3)
     native = FakeLlama.instances[-1]
     assert native.kwargs["n_threads"] == 3 and native.kwargs["n_ctx"] == 2048
-    assert exit_hooks == [llm.close]
+    assert len(exit_hooks) == 1
     exit_hooks[0]()
     assert native.closed == 1
+    llm.close()  # twice is harmless
+    assert native.closed == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        list(llm.stream([{"role": "user", "content": "Which dogs?"}], 80, 0.0, threading.Event()))
+
+
+def test_the_exit_hook_does_not_keep_a_discarded_model_alive(exit_hooks: list[Callable[[], None]]) -> None:
+    import gc
+    import weakref
+
+    ref = weakref.ref(LocalLlama(Path("m.gguf")))
+    gc.collect()
+    assert ref() is None
+    exit_hooks[0]()  # a hook whose model is gone does nothing
