@@ -141,8 +141,11 @@ def bench_answers(tmp: Path, n: int) -> None:
         total = time.perf_counter() - started
         return (first if first is not None else total), total, pieces, refused
 
-    cold = asyncio.run(one("What gifts did Putin and Kim exchange?"))
-    print(f"first answer after load (cold prompt cache): ttft {cold[0]:.2f} s, total {cold[1]:.2f} s")
+    first_answer = asyncio.run(one("What gifts did Putin and Kim exchange?"))
+    print(
+        f"first answer after load (system prompt read at load): ttft {first_answer[0]:.2f} s, "
+        f"total {first_answer[1]:.2f} s"
+    )
     ttft, totals = [], []
     questions = (ANSWER_QUESTIONS * ((n // len(ANSWER_QUESTIONS)) + 1))[:n]
     for q in questions:

@@ -55,6 +55,15 @@ class LocalLlama:
         if self._closed:
             raise RuntimeError("the local model is closed")
 
+    def warm(self, system: str) -> None:
+        """Read the system prompt once, at start-up. llama.cpp keeps the last prompt's tokens and
+        reuses the longest shared prefix, and every question starts with this system prompt: without
+        this the first question of a fresh process pays for reading it (about 10 s on 2 cores)."""
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": "Hello"}]
+        with self._lock:
+            self._check_open()
+            self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)  # type: ignore[arg-type]
+
     def count(self, text: str) -> int:
         self._check_open()
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,7 +53,7 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
             "run `citeqa index`"
         )
     if settings.uses_local_model:
-        load_local_model(settings)
+        load_local_model(settings, system_prompt=prompts["answer_system"].render())
     llm = LiteLLMClient(settings)
     retriever = HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
     log.info(
@@ -64,7 +65,7 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
     return Answerer(settings, data, retriever, embedder, llm, prompts, gate)
 
 
-def load_local_model(settings: Settings) -> None:
+def load_local_model(settings: Settings, system_prompt: str | None = None) -> None:
     from service.llm import register_local_provider
     from service.local_model import LocalLlama
     from service.modelfiles import ModelFileError, cached_model, spec_for
@@ -73,4 +74,9 @@ def load_local_model(settings: Settings) -> None:
     path = cached_model(spec, settings.model_dir)
     if path is None:
         raise ModelFileError(f"local model {spec.name} is not prepared in {settings.model_dir}: run `citeqa model`")
-    register_local_provider(LocalLlama(path, n_ctx=settings.local_n_ctx, n_threads=settings.local_n_threads))
+    local = LocalLlama(path, n_ctx=settings.local_n_ctx, n_threads=settings.local_n_threads)
+    if system_prompt:
+        started = time.perf_counter()
+        local.warm(system_prompt)
+        log.info("system prompt read into the model's prefix cache in %.1f s", time.perf_counter() - started)
+    register_local_provider(local)

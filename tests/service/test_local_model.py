@@ -25,6 +25,7 @@ class FakeLlama:
         self.kwargs = kwargs
         self.closed = 0
         self.prompts: list[list[dict[str, str]]] = []
+        self.calls: list[dict[str, Any]] = []
         FakeLlama.instances.append(self)
 
     def tokenize(self, text: bytes, add_bos: bool = False, special: bool = False) -> list[bytes]:
@@ -33,8 +34,14 @@ class FakeLlama:
     def detokenize(self, tokens: list[bytes]) -> bytes:
         return b" ".join(tokens)
 
-    def create_chat_completion(self, messages: list[dict[str, str]], **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def create_chat_completion(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
         self.prompts.append(messages)
+        self.calls.append({k: kwargs[k] for k in ("max_tokens", "temperature") if k in kwargs})
+        if not kwargs.get("stream"):
+            return {"choices": [{"message": {"content": "Pungsan"}}]}
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[dict[str, Any]]:
         for word in ("Pungsan ", "dogs ", "[1]."):
             yield {"choices": [{"delta": {"content": word}}]}
 
@@ -113,3 +120,16 @@ def test_the_exit_hook_does_not_keep_a_discarded_model_alive(exit_hooks: list[Ca
     gc.collect()
     assert ref() is None
     exit_hooks[0]()  # a hook whose model is gone does nothing
+
+
+def test_warm_reads_the_system_prompt_once_and_generates_nothing_useful(
+    exit_hooks: list[Callable[[], None]],
+) -> None:
+    llm = LocalLlama(Path("m.gguf"))
+    llm.warm("You answer from the passages.")
+    native = FakeLlama.instances[-1]
+    assert native.calls == [{"max_tokens": 1, "temperature": 0.0}]
+    assert native.prompts[0][0] == {"role": "system", "content": "You answer from the passages."}
+    llm.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        llm.warm("again")
