@@ -98,6 +98,7 @@ class InProcess:
             from service.state import load_answerer
 
             self.answerer = load_answerer(self.settings, LLMGate(1, 1000))
+            self.data, self.retriever = self.answerer.data, self.answerer.retriever
         else:
             from index import store
             from service.retrieval import HybridRetriever
@@ -109,15 +110,19 @@ class InProcess:
         from service.context import gather_context
         from service.schemas import AskRequest
 
-        retriever = self.answerer.retriever if self.answerer else self.retriever
-        data = self.answerer.data if self.answerer else self.data
         s = self.settings
         passages = gather_context(
-            data, retriever, case.question, s.top_k, s.context_max_tokens, s.context_max_sentences, retriever.bm25.idf
+            self.data,
+            self.retriever,
+            case.question,
+            s.top_k,
+            s.context_max_tokens,
+            s.context_max_sentences,
+            self.retriever.bm25.idf,
         )
         outcome = Outcome(
             case,
-            retrieved_sources=[h.chunk.source for h in retriever.retrieve(case.question, s.top_k).hits],
+            retrieved_sources=[h.chunk.source for h in self.retriever.retrieve(case.question, s.top_k).hits],
             context="\n".join(p.text for p in passages),
         )
         if not self.with_llm:
@@ -272,13 +277,10 @@ def _markdown(p: dict[str, Any]) -> str:
         bar = p["thresholds"].get(metric)
         bar_text = "" if not bar else (f">= {bar['min']}" if "min" in bar else f"<= {bar['max']}")
         ok = "" if not bar else ("FAIL" if any(f.startswith(metric + " ") for f in p["failures"]) else "ok")
-        target = (
-            ""
-            if not bar or "target" not in bar
-            else (
-                f"{bar['target']}" + (" (missed)" if any(f.startswith(metric + " ") for f in p["below_target"]) else "")
-            )
-        )
+        target = ""
+        if bar and "target" in bar:
+            missed = any(f.startswith(metric + " ") for f in p["below_target"])
+            target = f"{bar['target']}" + (" (missed)" if missed else "")
         lines.append(
             f"| {metric} | {_fmt(value)} | {_fmt(p['previous_aggregates'].get(metric))} | {bar_text} | {ok} "
             f"| {target} |"
