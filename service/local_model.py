@@ -13,7 +13,9 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class LocalLlama:
         )
         self._lock = threading.Lock()
         self._closed = False
+        self._prefix: _Prefix | None = None  # the warmed system prompt, see warm()
         # Free the native model while the interpreter is still whole: left to Llama.__del__ at
         # exit, it prints a TypeError traceback after every `citeqa ask`. A weak reference, so the
         # hook does not keep a discarded model (a gigabyte) alive.
@@ -56,13 +59,41 @@ class LocalLlama:
             raise RuntimeError("the local model is closed")
 
     def warm(self, system: str) -> None:
-        """Read the system prompt once, at start-up. llama.cpp keeps the last prompt's tokens and
-        reuses the longest shared prefix, and every question starts with this system prompt: without
-        this the first question of a fresh process pays for reading it (about 10 s on 2 cores)."""
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": "Hello"}]
+        """Read the system prompt once, at start-up, and keep its state.
+
+        Every answer starts with this system prompt; without it the first question of a fresh
+        process pays for reading it (about 10 s on 2 cores). Each later prompt reuses exactly this
+        prefix and reads the rest in one batch, whatever was asked before: llama.cpp's own reuse
+        of the longest shared prefix made an answer depend slightly on the previous question (the
+        same question asked twice could come out differently). A call with another system prompt
+        (a follow-up's rewrite) evicts it; the saved state brings it back without re-reading."""
         with self._lock:
             self._check_open()
-            self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)  # type: ignore[arg-type]
+            ids = []
+            for probe in ("Hello", "Goodbye"):  # what two prompts share is the reusable prefix
+                messages = [{"role": "system", "content": system}, {"role": "user", "content": probe}]
+                self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)  # type: ignore[arg-type]
+                ids.append(list(self._llm.input_ids[: self._llm.n_tokens]))
+            shared = 0
+            for a, b in zip(*ids, strict=False):
+                if a != b:
+                    break
+                shared += 1
+            self._llm.n_tokens = shared
+            self._prefix = _Prefix(system, ids[0][:shared], self._llm.save_state())
+
+    def _start_from_prefix(self, messages: list[dict[str, str]]) -> None:
+        """Before a prompt: keep the warmed system prompt's state and nothing after it."""
+        llm, prefix = self._llm, self._prefix
+        if prefix is None:
+            return
+        if not (messages and messages[0]["role"] == "system" and messages[0]["content"] == prefix.system):
+            llm.n_tokens = 0  # another prompt: read it whole, so its answer does not depend on the last one
+            return
+        n = len(prefix.ids)
+        if llm.n_tokens < n or list(llm.input_ids[:n]) != prefix.ids:
+            llm.load_state(prefix.state)
+        llm.n_tokens = n
 
     def count(self, text: str) -> int:
         self._check_open()
@@ -97,6 +128,7 @@ class LocalLlama:
         with self._lock:
             self._check_open()
             fitted = self.fit(messages, max_tokens)
+            self._start_from_prefix(fitted)
             chunks = self._llm.create_chat_completion(
                 messages=fitted,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
@@ -109,6 +141,13 @@ class LocalLlama:
                 piece = chunk["choices"][0]["delta"].get("content")  # type: ignore[index,union-attr]
                 if piece:
                     yield str(piece)
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    system: str
+    ids: list[int]
+    state: Any  # llama_cpp.LlamaState
 
 
 def _close_if_alive(ref: weakref.ref[LocalLlama]) -> None:

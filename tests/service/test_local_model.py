@@ -17,7 +17,8 @@ from service.local_model import TRIM_MARK, LocalLlama
 
 
 class FakeLlama:
-    """One token per whitespace-separated word."""
+    """One token per whitespace-separated word; keeps the last prompt's tokens and reuses the
+    longest prefix it shares with the next, as llama.cpp does."""
 
     instances: ClassVar[list[FakeLlama]] = []
 
@@ -26,6 +27,10 @@ class FakeLlama:
         self.closed = 0
         self.prompts: list[list[dict[str, str]]] = []
         self.calls: list[dict[str, Any]] = []
+        self.input_ids: list[bytes] = []
+        self.n_tokens = 0
+        self.reused: list[int] = []  # prompt tokens each call did not read again
+        self.loads = 0
         FakeLlama.instances.append(self)
 
     def tokenize(self, text: bytes, add_bos: bool = False, special: bool = False) -> list[bytes]:
@@ -37,6 +42,14 @@ class FakeLlama:
     def create_chat_completion(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
         self.prompts.append(messages)
         self.calls.append({k: kwargs[k] for k in ("max_tokens", "temperature") if k in kwargs})
+        tokens = [t for m in messages for t in [f"<{m['role']}>".encode(), *self.tokenize(m["content"].encode())]]
+        reused = 0
+        for a, b in zip(self.input_ids[: self.n_tokens], tokens, strict=False):
+            if a != b:
+                break
+            reused += 1
+        self.reused.append(reused)
+        self.input_ids, self.n_tokens = tokens, len(tokens)
         if not kwargs.get("stream"):
             return {"choices": [{"message": {"content": "Pungsan"}}]}
         return self._chunks()
@@ -44,6 +57,13 @@ class FakeLlama:
     def _chunks(self) -> Iterator[dict[str, Any]]:
         for word in ("Pungsan ", "dogs ", "[1]."):
             yield {"choices": [{"delta": {"content": word}}]}
+
+    def save_state(self) -> tuple[list[bytes], int]:
+        return list(self.input_ids), self.n_tokens
+
+    def load_state(self, state: tuple[list[bytes], int]) -> None:
+        self.input_ids, self.n_tokens = list(state[0]), state[1]
+        self.loads += 1
 
     def close(self) -> None:
         self.closed += 1
@@ -128,8 +148,46 @@ def test_warm_reads_the_system_prompt_once_and_generates_nothing_useful(
     llm = LocalLlama(Path("m.gguf"))
     llm.warm("You answer from the passages.")
     native = FakeLlama.instances[-1]
-    assert native.calls == [{"max_tokens": 1, "temperature": 0.0}]
+    assert native.calls == [{"max_tokens": 1, "temperature": 0.0}] * 2
     assert native.prompts[0][0] == {"role": "system", "content": "You answer from the passages."}
+    assert native.reused[1] == 7  # the second probe read only its own user turn
     llm.close()
     with pytest.raises(RuntimeError, match="closed"):
         llm.warm("again")
+
+
+SYSTEM = "You answer from the passages."
+SHARED = 7  # <system> + five words + <user>: what every answer prompt has in common
+
+
+def _answer(llm: LocalLlama, user: str, system: str = SYSTEM) -> str:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return "".join(llm.stream(messages, 80, 0.0, threading.Event()))
+
+
+def test_an_answer_reuses_the_system_prompt_and_nothing_the_last_question_left(
+    exit_hooks: list[Callable[[], None]],
+) -> None:
+    llm = LocalLlama(Path("m.gguf"))
+    llm.warm(SYSTEM)
+    native = FakeLlama.instances[-1]
+    _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")
+    _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")  # the same prompt again
+    _answer(llm, "Passages: [1] a tea set. Question: which gifts?")
+    # llama.cpp alone would reuse the whole repeated prompt, and "Passages: [1]" of the third:
+    # each question would then be read from a different point, and answer a little differently
+    assert native.reused[2:] == [SHARED, SHARED, SHARED]
+    assert native.loads == 0
+
+
+def test_another_system_prompt_is_read_whole_and_the_warm_prefix_comes_back_without_rereading(
+    exit_hooks: list[Callable[[], None]],
+) -> None:
+    llm = LocalLlama(Path("m.gguf"))
+    llm.warm(SYSTEM)
+    native = FakeLlama.instances[-1]
+    _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")
+    _answer(llm, "Rewrite: which ones?", system="You answer rewrite the question.")  # shares "<system> You answer"
+    assert native.reused[-1] == 0
+    _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")
+    assert native.loads == 1 and native.reused[-1] == SHARED
