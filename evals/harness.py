@@ -134,6 +134,7 @@ class InProcess:
             return outcome
         r = done.response
         outcome.answer, outcome.refused = r.answer, r.refused
+        outcome.model_output = done.raw
         outcome.citations = [c.model_dump() for c in r.citations]
         outcome.timings_ms = r.timings_ms.model_dump()
         return outcome
@@ -229,6 +230,7 @@ def write_report(
             "question": o.case.question,
             "answerable": o.case.answerable,
             "answer": o.answer,
+            "model_output": o.model_output,
             "refused": o.refused,
             "citations": [{k: c[k] for k in ("id", "source", "start_line", "end_line")} for c in o.citations],
             "gold_sources": o.case.gold_sources,
@@ -287,12 +289,16 @@ def _markdown(p: dict[str, Any]) -> str:
         )
     lines += ["", "| id | category | answer | citations | scores |", "|---|---|---|---|---|"]
     for q in p["questions"]:
-        answer = (q["error"] or ("(refused) " if q["refused"] else "") + (q["answer"] or "")).replace("|", "/")
+        answer = (q["error"] or ("(refused) " if q["refused"] else "") + (q["answer"] or ""))[:160]
+        wrote = q.get("model_output")
+        if wrote and wrote.strip() != (q["answer"] or "").strip():  # the citation check changed it
+            answer += f" (model wrote: {wrote.strip()[:160]})"
+        answer = answer.replace("|", "/").replace("\n", " ")
         cites = ", ".join(
             f"[{c['id']}] {c['source'].split('/')[-1]}:{c['start_line']}-{c['end_line']}" for c in q["citations"]
         )
         scores = ", ".join(f"{k}={_fmt(v)}" for k, v in q["scores"].items() if v is not None)
-        lines.append(f"| {q['id']} | {q['category']} | {answer[:160]} | {cites} | {scores} |")
+        lines.append(f"| {q['id']} | {q['category']} | {answer} | {cites} | {scores} |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ class Outcome:
     retrieved_sources: list[str] = field(default_factory=list)  # ranked chunk sources, may repeat
     context: str | None = None  # the passages the LLM is shown (in-process runs only)
     answer: str | None = None
+    model_output: str | None = None  # what the LLM wrote before the citation check (in-process runs only)
     refused: bool | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)

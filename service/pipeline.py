@@ -39,6 +39,7 @@ class Usage:
 class Done:
     response: AskResponse
     usage: Usage = field(default_factory=Usage)
+    raw: str = ""  # the model's own text, before the citation check ("" when the LLM was not asked)
 
 
 def _ms(seconds: float) -> float:
@@ -165,4 +166,4 @@ class Answerer:
             ),
             rewritten_question=rewritten,
         )
-        yield Done(response, usage)
+        yield Done(response, usage, raw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from evals import harness
 from evals.metrics import Case, Outcome, aggregate, answer_scores, failing_cases, key_facts_present
 
@@ -95,3 +97,37 @@ def test_a_live_server_run_is_not_gated_on_retrieval_it_cannot_see() -> None:
     assert live == {"key_fact_accuracy": {"min": 0.9}}
     assert harness.gate(agg, live, [answered]) == []
     assert harness.applicable(bars, measures_retrieval=True) == bars
+
+
+def test_the_report_keeps_the_previous_run_and_shows_what_the_check_changed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    thresholds = {"key_fact_accuracy": {"min": 0.5, "target": 0.9}}
+    fixed = Outcome(
+        _case(id="fixed"),
+        answer="Pungsan dogs [1].",
+        model_output="Pungsan dogs [7].",
+        refused=False,
+        citations=[_cite("seeds/a.txt")],
+    )
+    refused = Outcome(
+        _case(id="refused"),
+        answer="I cannot answer that from the provided sources.",
+        model_output="Russia sanctioned Russia [1].",
+        refused=True,
+    )
+    first = aggregate([fixed], with_answers=True)
+    harness.write_report("full", first, thresholds, [fixed], 1.0, "m", tmp_path)
+    second = aggregate([fixed, refused], with_answers=True)
+    path = harness.write_report("full", second, thresholds, [fixed, refused], 2.0, "m", tmp_path)
+
+    report = json.loads(path.read_text())
+    assert report["previous_aggregates"]["key_fact_accuracy"] == 1.0
+    assert report["aggregates"]["key_fact_accuracy"] == 0.5
+    assert (tmp_path / "previous.json").exists()
+    assert [q["model_output"] for q in report["questions"]] == ["Pungsan dogs [7].", "Russia sanctioned Russia [1]."]
+    assert report["below_target"] and report["below_target"][0].startswith("key_fact_accuracy")
+    page = (tmp_path / "latest.md").read_text()
+    assert "| key_fact_accuracy | 0.500 | 1.000 | >= 0.5 | ok | 0.9 (missed) |" in page
+    assert (
+        "(refused) I cannot answer that from the provided sources. (model wrote: Russia sanctioned Russia [1].)" in page
+    )
+    assert not list(tmp_path.glob("*.tmp"))

@@ -126,3 +126,18 @@ def test_followup_is_rewritten_with_history(client: TestClient, fake_llm: FakeLL
     assert r.status_code == 200
     assert "gifts" in r.json()["rewritten_question"]
     assert len(fake_llm.calls) == 2  # rewrite, then answer
+
+
+def test_the_models_own_text_is_kept_beside_the_checked_answer(settings: Settings) -> None:
+    """The evals report what the model wrote as well as what the citation check made of it."""
+    import asyncio
+
+    from service.schemas import AskRequest
+
+    written = "Kim gave Putin a pair of native Pungsan hunting dogs [9]."
+    with make_client(settings, FakeLLM(script=lambda m: written)) as c:
+        wait_ready(c)
+        answerer = c.app.state.citeqa.answerer  # type: ignore[attr-defined]
+        done = asyncio.run(answerer.ask(AskRequest(question="What breed of dog did Kim give Putin?")))
+    assert done.raw == written
+    assert "[9]" not in done.response.answer
