@@ -17,6 +17,11 @@ from service.retrieval import Retrieval, Retriever
 from service.text import content_words, question_parts, unseen_weight
 
 LEXICAL_WEIGHT = 0.25
+# Headings, captions and page furniture ("Article Image", "Watch videos below", "North Korea and its
+# hospitality.") embed close to almost any question about their subject while saying next to nothing:
+# a sentence with fewer than this many content words loses FRAGMENT_PENALTY per missing word.
+MIN_CONTENT_WORDS = 4
+FRAGMENT_PENALTY = 0.1
 
 
 @dataclass
@@ -45,8 +50,8 @@ def score_sentences(
 ) -> list[Candidate]:
     """Every sentence of the retrieved chunks, scored by cosine plus a bonus for the share of the
     question's words it contains, weighted by rarity (`idf`: words absent from the corpus weigh
-    the most, names on every page the least); duplicates (chunk overlap, articles quoting each
-    other) keep only their best copy."""
+    the most, names on every page the least), less a penalty for fragments too short to say
+    anything; duplicates (chunk overlap, articles quoting each other) keep only their best copy."""
     q_terms = set(content_words(question))
     unseen = unseen_weight(idf)
     weights = {t: (idf or {}).get(t, unseen) for t in q_terms}
@@ -57,9 +62,12 @@ def score_sentences(
         cosines = rows @ retrieval.query_vector if len(rows) else np.zeros(0)
         for k, span in enumerate(hit.chunk.sentences):
             text = hit.chunk.text[span.start : span.end]
-            terms = set(content_words(text))
+            words = content_words(text)
+            terms = set(words)
             overlap = sum(weights[t] for t in q_terms & terms) / total if total else 0.0
-            cand = Candidate(hit.chunk_id, k, text, float(cosines[k]), float(cosines[k]) + LEXICAL_WEIGHT * overlap)
+            fragment = FRAGMENT_PENALTY * max(0, MIN_CONTENT_WORDS - len(words))
+            score = float(cosines[k]) + LEXICAL_WEIGHT * overlap - fragment
+            cand = Candidate(hit.chunk_id, k, text, float(cosines[k]), score)
             key = _key(text)
             if key not in best or cand.score > best[key].score:
                 best[key] = cand

@@ -45,3 +45,39 @@ def test_bm25_prefers_rare_terms() -> None:
     bm = BM25([["putin", "kim"], ["putin", "pungsan"], ["kim", "car"]])
     scores = bm.scores(["pungsan"])
     assert scores.argmax() == 1 and scores[0] == 0
+
+
+def test_a_heading_close_to_the_question_loses_to_the_sentence_that_answers_it() -> None:
+    """Page furniture ("North Korea and its hospitality.", "Article Image") embeds close to any
+    question on its subject; the sentence that says something wins unless it is much further off."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from index.chunking import Chunk, Span
+    from service.context import score_sentences
+    from service.retrieval import Hit, Retrieval
+
+    sentences = [
+        "North Korea and its hospitality.",
+        "North Korea provides Russia with badly needed munitions.",
+        "Photo.",
+    ]
+    text = " ".join(sentences)
+    spans, start = [], 0
+    for s in sentences:
+        spans.append(Span(start, start + len(s)))
+        start += len(s) + 1
+    chunk = Chunk("seeds/a.txt", text, 0, len(text), 1, 1, sentences=spans)
+    query = np.array([1.0, 0.0], np.float32)
+
+    def unit(cos: float) -> list[float]:
+        return [cos, float(np.sqrt(1 - cos**2))]
+
+    rows = np.array([unit(0.67), unit(0.60), unit(0.66)], np.float32)
+    data = SimpleNamespace(sentence_rows=lambda chunk_id: rows)
+    retrieval = Retrieval([Hit(0, chunk, 0.6, 1.0)], query)
+    ranked = score_sentences(data, retrieval, "What does North Korea supply to Russia?")  # type: ignore[arg-type]
+    assert ranked[0].text == sentences[1]
+    assert ranked[-1].text == "Photo."
+    assert [round(c.cosine, 2) for c in ranked] == [0.60, 0.67, 0.66]  # the cosine shown stays the model's
