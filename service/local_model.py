@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 MESSAGE_OVERHEAD = 8  # chat-template tokens around each message
@@ -80,7 +82,7 @@ class LocalLlama:
                     break
                 shared += 1
             self._llm.n_tokens = shared
-            self._prefix = _Prefix(system, ids[0][:shared], self._llm.save_state())
+            self._prefix = _Prefix(system, ids[0][:shared], _without_logits(self._llm.save_state()))
 
     def _start_from_prefix(self, messages: list[dict[str, str]]) -> None:
         """Before a prompt: keep the warmed system prompt's state and nothing after it."""
@@ -148,6 +150,17 @@ class _Prefix:
     system: str
     ids: list[int]
     state: Any  # llama_cpp.LlamaState
+
+
+def _without_logits(state: Any) -> Any:
+    """A saved state minus its copy of the prompt's logits: one row of the vocabulary (151,936
+    floats) per prompt token, 165 MB for the system prompt, that sampling never reads back (only
+    logprobs do, which we do not ask for). A read-only view of a single zero keeps the shape
+    load_state expects."""
+    scores = getattr(state, "scores", None)
+    if isinstance(scores, np.ndarray):
+        state.scores = np.broadcast_to(np.zeros((), scores.dtype), scores.shape)
+    return state
 
 
 def _close_if_alive(ref: weakref.ref[LocalLlama]) -> None:

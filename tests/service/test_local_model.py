@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pytest
 
 from service import local_model
@@ -58,11 +59,13 @@ class FakeLlama:
         for word in ("Pungsan ", "dogs ", "[1]."):
             yield {"choices": [{"delta": {"content": word}}]}
 
-    def save_state(self) -> tuple[list[bytes], int]:
-        return list(self.input_ids), self.n_tokens
+    def save_state(self) -> types.SimpleNamespace:
+        logits = np.ones((self.n_tokens, 64), np.float32)  # llama.cpp keeps a vocabulary row per token
+        return types.SimpleNamespace(input_ids=list(self.input_ids), n_tokens=self.n_tokens, scores=logits)
 
-    def load_state(self, state: tuple[list[bytes], int]) -> None:
-        self.input_ids, self.n_tokens = list(state[0]), state[1]
+    def load_state(self, state: types.SimpleNamespace) -> None:
+        assert state.scores.shape == (state.n_tokens, 64)
+        self.input_ids, self.n_tokens = list(state.input_ids), state.n_tokens
         self.loads += 1
 
     def close(self) -> None:
@@ -191,3 +194,11 @@ def test_another_system_prompt_is_read_whole_and_the_warm_prefix_comes_back_with
     assert native.reused[-1] == 0
     _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")
     assert native.loads == 1 and native.reused[-1] == SHARED
+
+
+def test_the_saved_prefix_does_not_keep_a_copy_of_its_logits(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"))
+    llm.warm(SYSTEM)
+    assert llm._prefix is not None
+    scores = llm._prefix.state.scores
+    assert scores.shape == (SHARED, 64) and scores.strides == (0, 0)  # a view of one zero, not 165 MB
