@@ -163,6 +163,12 @@ SYSTEM = "You answer from the passages."
 SHARED = 7  # <system> + five words + <user>: what every answer prompt has in common
 
 
+def _warmed() -> tuple[LocalLlama, FakeLlama]:
+    llm = LocalLlama(Path("m.gguf"))
+    llm.warm(SYSTEM)
+    return llm, FakeLlama.instances[-1]
+
+
 def _answer(llm: LocalLlama, user: str, system: str = SYSTEM) -> str:
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     return "".join(llm.stream(messages, 80, 0.0, threading.Event()))
@@ -171,9 +177,7 @@ def _answer(llm: LocalLlama, user: str, system: str = SYSTEM) -> str:
 def test_an_answer_reuses_the_system_prompt_and_nothing_the_last_question_left(
     exit_hooks: list[Callable[[], None]],
 ) -> None:
-    llm = LocalLlama(Path("m.gguf"))
-    llm.warm(SYSTEM)
-    native = FakeLlama.instances[-1]
+    llm, native = _warmed()
     _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")
     _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")  # the same prompt again
     _answer(llm, "Passages: [1] a tea set. Question: which gifts?")
@@ -186,9 +190,7 @@ def test_an_answer_reuses_the_system_prompt_and_nothing_the_last_question_left(
 def test_another_system_prompt_is_read_whole_and_the_warm_prefix_comes_back_without_rereading(
     exit_hooks: list[Callable[[], None]],
 ) -> None:
-    llm = LocalLlama(Path("m.gguf"))
-    llm.warm(SYSTEM)
-    native = FakeLlama.instances[-1]
+    llm, native = _warmed()
     _answer(llm, "Passages: [1] Pungsan dogs. Question: which dogs?")
     _answer(llm, "Rewrite: which ones?", system="You answer rewrite the question.")  # shares "<system> You answer"
     assert native.reused[-1] == 0
@@ -197,8 +199,7 @@ def test_another_system_prompt_is_read_whole_and_the_warm_prefix_comes_back_with
 
 
 def test_the_saved_prefix_does_not_keep_a_copy_of_its_logits(exit_hooks: list[Callable[[], None]]) -> None:
-    llm = LocalLlama(Path("m.gguf"))
-    llm.warm(SYSTEM)
+    llm, _ = _warmed()
     assert llm._prefix is not None
     scores = llm._prefix.state.scores
     assert scores.shape == (SHARED, 64) and scores.strides == (0, 0)  # a view of one zero, not 165 MB
