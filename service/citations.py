@@ -18,7 +18,7 @@ import numpy as np
 
 from index.chunking import is_abbreviation_end
 from service.context import Passage
-from service.text import content_words, unseen_weight, word_set
+from service.text import all_forms, content_words, unseen_weight, word_forms, word_set
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _ANY_BRACKET_REF = re.compile(r"\s*\[(?:passage|source|doc)?\s*\d+[^\]]{0,20}\]", re.I)
@@ -73,8 +73,9 @@ def _markers(sentence: str) -> tuple[str, list[int]]:
     return bare, numbers
 
 
-# Words that talk about the sources rather than make a claim ("as stated in passage 2").
-_META = frozenset(content_words("passage passages source sources article articles text provided mentioned stated"))
+# Words that talk about the sources rather than make a claim ("as stated in passage 2"), and the
+# "yes" of a yes/no answer, which stands or falls with the words after it.
+_META = frozenset(content_words("passage passages source sources article articles text provided mentioned stated yes"))
 
 
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
@@ -85,8 +86,10 @@ def claim_words(sentence: str, question: str = "") -> set[str]:
     the question (restating the question proves nothing; the new words are what need support).
     A sentence that only restates the question claims nothing, except as the answer to a yes/no
     question ("Yes, Putin drove the car"), where it is judged on all its words."""
-    words = set(content_words(sentence)) - _META
-    novel = words - set(content_words(question))
+    forms = word_forms(sentence)
+    words = set(forms) - _META
+    asked = all_forms(question)
+    novel = {w for w in words if not forms[w] & asked}
     if novel or not question:
         return novel or words
     return words if _YES_NO.match(question) else set()
@@ -102,7 +105,8 @@ def lexical_support(sentence: str, passage: Passage, question: str = "", idf: di
     unseen = unseen_weight(idf)
     weight = {w: (idf.get(w, unseen) if idf else 1.0) for w in words}
     total = sum(weight.values())
-    found = sum(weight[w] for w in words & word_set(passage.text))
+    forms, present = word_forms(sentence), all_forms(passage.text)
+    found = sum(weight[w] for w in words if forms[w] & present)
     return found / total if total else 0.0
 
 

@@ -6,6 +6,8 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 
+from lemminflect import getAllLemmas
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 STOPWORDS = frozenset(
     """a about above after again against all also am an and any are as at be because been before being
@@ -44,6 +46,36 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+_NUMBER_WORDS = frozenset({"one", "two"})
+
+
+@lru_cache(maxsize=4096)
+def _forms(word: str) -> frozenset[str]:
+    """A word's stem plus the stems of its dictionary lemmas: 'flew' -> {'flew', 'fly'},
+    'stroked' -> {'strok', 'stroke'}; irregular forms meet their base form."""
+    forms = {stem(word)}
+    for lemmas in getAllLemmas(word).values():
+        forms.update(stem(lemma.lower()) for lemma in lemmas)
+    return frozenset(forms)
+
+
+@lru_cache(maxsize=2048)
+def word_forms(text: str) -> dict[str, frozenset[str]]:
+    """Each content word of a text (as `content_words` gives it) with all its forms. Number
+    words count here: in an answer, "two" is the claim."""
+    out: dict[str, set[str]] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in STOPWORDS or word in _NUMBER_WORDS:
+            out.setdefault(stem(word), set()).update(_forms(word))
+    return {w: frozenset(f) for w, f in out.items()}
+
+
+@lru_cache(maxsize=2048)
+def all_forms(text: str) -> frozenset[str]:
+    """Every form of every content word of a text."""
+    return frozenset().union(*word_forms(text).values())
 
 
 @lru_cache(maxsize=2048)

@@ -179,3 +179,24 @@ def test_unsupported_sentences_are_removed_and_supported_ones_kept() -> None:
     out = check("Kim gave Putin Pungsan dogs [1]. They will guard the Kremlin for decades.", passages)
     assert out.answer == "Kim gave Putin Pungsan dogs [1]."
     assert out.removed == 1 and not out.refused
+
+
+def test_an_irregular_form_of_a_question_word_is_a_restatement_not_a_claim() -> None:
+    """'flew' restates the question's 'fly': only 'Vietnam' must be in the passage."""
+    passages = [Passage(1, "seeds/a.txt", "Putin waves at Kim from his jet as he leaves for Vietnam.", 1, 1, 0.9, 0)]
+    out = check("He flew to Vietnam next [1].", passages, question="Which city did Putin fly to next?")
+    assert not out.refused and out.answer == "He flew to Vietnam next [1]."
+
+
+def test_a_base_form_is_supported_by_its_inflected_form_in_the_passage() -> None:
+    passage = Passage(1, "seeds/a.txt", "Putin looked on and stroked the animal's head.", 1, 1, 0.9, 0)
+    assert lexical_support("Putin gave the horse a stroke", passage) < 1.0  # 'gave', 'horse' are not there
+    assert lexical_support("Putin would stroke the animal", passage) == 1.0
+
+
+def test_a_number_word_is_the_claim_of_a_how_many_answer() -> None:
+    """'two' is what answers 'how many'; the sentence's other words restate the question."""
+    passages = [Passage(1, "seeds/a.txt", "Kim gave Putin two Pungsan dogs.", 1, 1, 0.9, 0)]
+    question = "How many dogs did Kim give Putin?"
+    assert not check("Kim gave Putin two dogs [1].", passages, question=question).refused
+    assert check("Kim gave Putin three dogs [1].", passages, question=question).refused
