@@ -78,6 +78,7 @@ def _markers(sentence: str) -> tuple[str, list[int]]:
 _META = frozenset(content_words("passage passages source sources article articles text provided mentioned stated yes"))
 
 
+_COUNT = re.compile(r"\bhow (?:many|much|long|often|old|far)\b", re.I)
 _YES_NO = re.compile(r"^\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
 
 
@@ -85,8 +86,10 @@ def claim_words(sentence: str, question: str = "") -> set[str]:
     """The words that carry the sentence's claim: its content words minus the ones it repeats from
     the question (restating the question proves nothing; the new words are what need support).
     A sentence that only restates the question claims nothing, except as the answer to a yes/no
-    question ("Yes, Putin drove the car"), where it is judged on all its words."""
-    forms = word_forms(sentence)
+    question ("Yes, Putin drove the car"), where it is judged on all its words. "One" and "two"
+    are claims only in the answer to "how many", "how long" and the like; elsewhere ("the two leaders") they
+    say nothing new."""
+    forms = word_forms(sentence, numbers=bool(_COUNT.search(question)))
     words = set(forms) - _META
     asked = all_forms(question)
     novel = {w for w in words if not forms[w] & asked}
@@ -105,7 +108,8 @@ def lexical_support(sentence: str, passage: Passage, question: str = "", idf: di
     unseen = unseen_weight(idf)
     weight = {w: (idf.get(w, unseen) if idf else 1.0) for w in words}
     total = sum(weight.values())
-    forms, present = word_forms(sentence), all_forms(passage.text)
+    forms = word_forms(sentence, numbers=bool(_COUNT.search(question)))
+    present = all_forms(passage.text)
     found = sum(weight[w] for w in words if forms[w] & present)
     return found / total if total else 0.0
 

@@ -48,34 +48,39 @@ def content_words(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
-_NUMBER_WORDS = frozenset({"one", "two"})
+_NUMBER_WORDS = frozenset({"one", "two"})  # stopwords for retrieval, but an answer's claim to "how many"
+_NUMERALS = "one two three four five six seven eight nine ten eleven twelve".split()
+# "twice" says "two", "2" says "two": every spelling of a small number meets the others.
+_NUMBER_FORMS = {word: {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
+_NUMBER_FORMS |= {str(n): {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
+_NUMBER_FORMS |= {"twice": {"two", "2"}, "thrice": {"three", "3"}, "pair": {"pair", "two", "2"}}
 
 
 @lru_cache(maxsize=4096)
 def _forms(word: str) -> frozenset[str]:
     """A word's stem plus the stems of its dictionary lemmas: 'flew' -> {'flew', 'fly'},
-    'stroked' -> {'strok', 'stroke'}; irregular forms meet their base form."""
-    forms = {stem(word)}
+    'stroked' -> {'strok', 'stroke'}; irregular forms meet their base form, 'twice' meets 'two'."""
+    forms = {stem(word)} | _NUMBER_FORMS.get(word, set())
     for lemmas in getAllLemmas(word).values():
         forms.update(stem(lemma.lower()) for lemma in lemmas)
     return frozenset(forms)
 
 
 @lru_cache(maxsize=2048)
-def word_forms(text: str) -> dict[str, frozenset[str]]:
-    """Each content word of a text (as `content_words` gives it) with all its forms. Number
-    words count here: in an answer, "two" is the claim."""
+def word_forms(text: str, numbers: bool = False) -> dict[str, frozenset[str]]:
+    """Each content word of a text (as `content_words` gives it) with all its forms; with
+    `numbers`, "one" and "two" count too (in the answer to "how many", "two" is the claim)."""
     out: dict[str, set[str]] = {}
     for word in _WORD.findall(text.lower()):
-        if word not in STOPWORDS or word in _NUMBER_WORDS:
+        if word not in STOPWORDS or (numbers and word in _NUMBER_WORDS):
             out.setdefault(stem(word), set()).update(_forms(word))
     return {w: frozenset(f) for w, f in out.items()}
 
 
 @lru_cache(maxsize=2048)
 def all_forms(text: str) -> frozenset[str]:
-    """Every form of every content word of a text."""
-    return frozenset().union(*word_forms(text).values())
+    """Every form of every content word of a text, number words included."""
+    return frozenset().union(*word_forms(text, numbers=True).values())
 
 
 @lru_cache(maxsize=2048)

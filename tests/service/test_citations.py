@@ -200,3 +200,13 @@ def test_a_number_word_is_the_claim_of_a_how_many_answer() -> None:
     question = "How many dogs did Kim give Putin?"
     assert not check("Kim gave Putin two dogs [1].", passages, question=question).refused
     assert check("Kim gave Putin three dogs [1].", passages, question=question).refused
+    hugs = [Passage(1, "seeds/a.txt", "The leaders were even hugging twice at the airport.", 1, 1, 0.9, 0)]
+    assert not check("Two times [1].", hugs, question="How many times did they hug?").refused
+    assert not check("They hugged 2 times [1].", hugs, question="How many times did they hug?").refused
+
+
+def test_a_number_word_is_no_claim_where_no_number_was_asked_for() -> None:
+    """'the two performers' restates 'performers' and adds a number nobody asked for: no answer."""
+    passages = [Passage(1, "seeds/a.txt", "The two leaders attended a gala concert.", 1, 1, 0.9, 0)]
+    question = "Which performers featured at the gala concert the leaders attended?"
+    assert check("The gala concert featured the two performers [1].", passages, question=question).refused
