@@ -49,7 +49,7 @@ def content_words(text: str) -> list[str]:
 
 
 _NUMBER_WORDS = frozenset({"one", "two"})  # stopwords for retrieval, but an answer's claim to "how many"
-_NUMERALS = "one two three four five six seven eight nine ten eleven twelve".split()
+_NUMERALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 # "twice" says "two", "2" says "two": every spelling of a small number meets the others.
 _NUMBER_FORMS = {word: {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
 _NUMBER_FORMS |= {str(n): {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
