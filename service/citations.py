@@ -18,7 +18,7 @@ import numpy as np
 
 from index.chunking import is_abbreviation_end
 from service.context import Passage
-from service.text import all_forms, content_words, unseen_weight, word_forms, word_set
+from service.text import all_forms, content_words, meets, unseen_weight, word_forms, word_set
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _ANY_BRACKET_REF = re.compile(r"\s*\[(?:passage|source|doc)?\s*\d+[^\]]{0,20}\]", re.I)
@@ -110,7 +110,7 @@ def lexical_support(sentence: str, passage: Passage, question: str = "", idf: di
     total = sum(weight.values())
     forms = word_forms(sentence, numbers=bool(_COUNT.search(question)))
     present = all_forms(passage.text)
-    found = sum(weight[w] for w in words if forms[w] & present)
+    found = sum(weight[w] for w in words if meets(forms[w], present))
     return found / total if total else 0.0
 
 

@@ -77,6 +77,24 @@ def word_forms(text: str, numbers: bool = False) -> dict[str, frozenset[str]]:
     return {w: frozenset(f) for w, f in out.items()}
 
 
+ROOT_PREFIX = 6  # letters a word and its derivative share at least ("interven-e", "interven-tion")
+ROOT_SHARE = 0.8  # ... and as a share of the shorter word, so "prince" does not meet "principle"
+
+
+def _same_root(a: str, b: str) -> bool:
+    shorter = min(len(a), len(b))
+    if shorter < ROOT_PREFIX or a[:ROOT_PREFIX] != b[:ROOT_PREFIX]:
+        return False
+    common = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), shorter)
+    return common >= ROOT_SHARE * shorter
+
+
+def meets(forms: frozenset[str], present: frozenset[str]) -> bool:
+    """True when one of a word's forms is in `present`, or shares its root with a word there:
+    lemmas join "flew" to "fly", the root joins "militarily" to "military"."""
+    return bool(forms & present) or any(_same_root(f, p) for f in forms for p in present)
+
+
 @lru_cache(maxsize=2048)
 def all_forms(text: str) -> frozenset[str]:
     """Every form of every content word of a text, number words included."""

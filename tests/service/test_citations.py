@@ -210,3 +210,12 @@ def test_a_number_word_is_no_claim_where_no_number_was_asked_for() -> None:
     passages = [Passage(1, "seeds/a.txt", "The two leaders attended a gala concert.", 1, 1, 0.9, 0)]
     question = "Which performers featured at the gala concert the leaders attended?"
     assert check("The gala concert featured the two performers [1].", passages, question=question).refused
+
+
+def test_a_derived_word_is_supported_by_its_root_in_the_passage() -> None:
+    """'intervene militarily' says what 'military intervention' says; 'principle' is not 'prince'."""
+    passage = Passage(1, "seeds/a.txt", "The treaty necessitated Moscow's military intervention.", 1, 1, 0.9, 0)
+    question = "What did the treaty require Moscow to do?"
+    assert not check("It required Moscow to intervene militarily [1].", [passage], question=question).refused
+    royal = Passage(1, "seeds/a.txt", "The prince spoke about trade.", 1, 1, 0.9, 0)
+    assert lexical_support("A principle of trade", royal) < 0.5
