@@ -93,7 +93,9 @@ def bench_retrieval(tmp: Path) -> None:
         t0 = time.perf_counter()
         result = retriever.retrieve(q, s.top_k)
         t1 = time.perf_counter()
-        select_passages(data, result, q, s.context_max_tokens, s.context_max_sentences, retriever.bm25.idf)
+        select_passages(
+            data, result, q, s.context_max_tokens, s.context_max_sentences, retriever.bm25.idf, s.context_margin
+        )
         t2 = time.perf_counter()
         retrieve_ms.append((t1 - t0) * 1000)
         context_ms.append((t2 - t1) * 1000)

@@ -119,6 +119,7 @@ class InProcess:
             s.context_max_tokens,
             s.context_max_sentences,
             self.retriever.bm25.idf,
+            s.context_margin,
         )
         outcome = Outcome(
             case,

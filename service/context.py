@@ -81,8 +81,9 @@ def select_passages(
     max_tokens: int,
     max_sentences: int,
     idf: dict[str, float] | None = None,
+    margin: float | None = None,
 ) -> list[Passage]:
-    return select_context(data, [(retrieval, question)], max_tokens, max_sentences, idf)
+    return select_context(data, [(retrieval, question)], max_tokens, max_sentences, idf, margin)
 
 
 def select_context(
@@ -91,11 +92,18 @@ def select_context(
     max_tokens: int,
     max_sentences: int,
     idf: dict[str, float] | None = None,
+    margin: float | None = None,
 ) -> list[Passage]:
     """The best sentences within the token and sentence budgets. A question in several parts
     ("which airport ..., and which city ...?") has one retrieval per part; the parts take turns so
-    each gets its best evidence in before any gets its second best."""
+    each gets its best evidence in before any gets its second best.
+
+    With a `margin`, a part stops taking sentences that score more than `margin` below its best:
+    a small model reads the strongest evidence more faithfully when it is not surrounded by
+    sentences that share the question's words but answer something else."""
     ranked = [score_sentences(data, retrieval, question, idf) for retrieval, question in parts]
+    if margin is not None:
+        ranked = [[c for c in cands if c.score >= cands[0].score - margin] for cands in ranked if cands]
     chosen: list[Candidate] = []
     seen: set[str] = set()  # sentence text: overlapping chunks share sentences
     used = 0
@@ -166,8 +174,9 @@ def gather_context(
     max_tokens: int,
     max_sentences: int,
     idf: dict[str, float] | None = None,
+    margin: float | None = None,
 ) -> list[Passage]:
     """Retrieve for each part of the question, then keep the sentences that matter: exactly the
     passages the LLM is shown (the evals measure them too)."""
     parts = [(retriever.retrieve(part, top_k), part) for part in question_parts(question)]
-    return select_context(data, parts, max_tokens, max_sentences, idf)
+    return select_context(data, parts, max_tokens, max_sentences, idf, margin)

@@ -78,7 +78,14 @@ class Answerer:
     def passages_for(self, question: str, top_k: int) -> list[Passage]:
         s = self.settings
         return gather_context(
-            self.data, self.retriever, question, top_k, s.context_max_tokens, s.context_max_sentences, self.idf
+            self.data,
+            self.retriever,
+            question,
+            top_k,
+            s.context_max_tokens,
+            s.context_max_sentences,
+            self.idf,
+            s.context_margin,
         )
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
