@@ -53,6 +53,7 @@ _NUMERALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "ni
 # "twice" says "two", "2" says "two": every spelling of a small number meets the others.
 _NUMBER_FORMS = {word: {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
 _NUMBER_FORMS |= {str(n): {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
+_ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)")
 _NUMBER_FORMS |= {"twice": {"two", "2"}, "thrice": {"three", "3"}, "pair": {"pair", "two", "2"}}
 
 
@@ -61,6 +62,8 @@ def _forms(word: str) -> frozenset[str]:
     """A word's stem plus the stems of its dictionary lemmas: 'flew' -> {'flew', 'fly'},
     'stroked' -> {'strok', 'stroke'}; irregular forms meet their base form, 'twice' meets 'two'."""
     forms = {stem(word)} | _NUMBER_FORMS.get(word, set())
+    if ordinal := _ORDINAL.fullmatch(word):  # "the 30th anniversary" meets "30 years"
+        forms.add(ordinal[1])
     for lemmas in getAllLemmas(word).values():
         forms.update(stem(lemma.lower()) for lemma in lemmas)
     return frozenset(forms)

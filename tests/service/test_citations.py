@@ -219,3 +219,11 @@ def test_a_derived_word_is_supported_by_its_root_in_the_passage() -> None:
     assert not check("It required Moscow to intervene militarily [1].", [passage], question=question).refused
     royal = Passage(1, "seeds/a.txt", "The prince spoke about trade.", 1, 1, 0.9, 0)
     assert lexical_support("A principle", royal) == 0.0
+
+
+def test_an_ordinal_is_supported_by_its_number_in_the_passage() -> None:
+    """'the 30th anniversary' says what '30 years of a treaty' says; '31st' does not."""
+    passages = [_p(1, "This year marks 30 years of a treaty establishing friendly relations.")]
+    question = "Which anniversary does the friendly relations treaty mark this year?"
+    assert not check("The treaty marks its 30th anniversary [1].", passages, question=question).refused
+    assert check("The treaty marks its 31st anniversary [1].", passages, question=question).refused
