@@ -14,7 +14,7 @@ import numpy as np
 from index.store import IndexData
 from index.tokens import count_tokens
 from service.retrieval import Retrieval, Retriever
-from service.text import content_words, question_parts, unseen_weight
+from service.text import all_forms, content_words, question_parts, unseen_weight, word_forms
 
 LEXICAL_WEIGHT = 0.25
 # Headings, captions and page furniture ("Article Image", "Watch videos below", "North Korea and its
@@ -52,9 +52,9 @@ def score_sentences(
     question's words it contains, weighted by rarity (`idf`: words absent from the corpus weigh
     the most, names on every page the least), less a penalty for fragments too short to say
     anything; duplicates (chunk overlap, articles quoting each other) keep only their best copy."""
-    q_terms = set(content_words(question))
+    q_forms = word_forms(question)
     unseen = unseen_weight(idf)
-    weights = {t: (idf or {}).get(t, unseen) for t in q_terms}
+    weights = {t: (idf or {}).get(t, unseen) for t in q_forms}
     total = sum(weights.values())
     best: dict[str, Candidate] = {}
     for hit in retrieval.hits:
@@ -63,8 +63,8 @@ def score_sentences(
         for k, span in enumerate(hit.chunk.sentences):
             text = hit.chunk.text[span.start : span.end]
             words = content_words(text)
-            terms = set(words)
-            overlap = sum(weights[t] for t in q_terms & terms) / total if total else 0.0
+            present = all_forms(text)
+            overlap = sum(w for t, w in weights.items() if q_forms[t] & present) / total if total else 0.0
             fragment = FRAGMENT_PENALTY * max(0, MIN_CONTENT_WORDS - len(words))
             score = float(cosines[k]) + LEXICAL_WEIGHT * overlap - fragment
             cand = Candidate(hit.chunk_id, k, text, float(cosines[k]), score)

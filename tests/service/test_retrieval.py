@@ -117,3 +117,14 @@ def test_each_part_of_a_compound_question_keeps_its_own_best_under_the_margin() 
     passages = select_context(data_a, parts, 200, 6, None, margin=0.1)  # type: ignore[arg-type]
     # the second part's best (0.4) is far under the first's (0.9) but is its own part's best
     assert [p.text for p in passages] == ["Kim met Putin at Sunan airport.", "Putin then flew on to Hanoi."]
+
+
+def test_a_question_word_meets_its_other_forms_in_a_sentence() -> None:
+    """'fed' in the question is 'feeding' in the sentence that answers it: the lexical bonus
+    matches lemmas, so the answer outranks a sentence that only shares the names."""
+    from service.context import score_sentences
+
+    sentences = ["Kim was pictured feeding a horse as Putin stroked its head.", "Putin rode a horse as Kim watched."]
+    data, retrieval = _one_chunk(sentences, [0.66, 0.70])
+    ranked = score_sentences(data, retrieval, "What was Putin doing while Kim fed a horse?")
+    assert ranked[0].text == sentences[0]
