@@ -4,8 +4,9 @@ Small models cite loosely: markers that point nowhere, or at the wrong passage. 
 the answer is checked against the passages (shared content words, and embedding similarity when
 vectors are available); a marker survives only if its passage supports the sentence, otherwise
 it moves to the passage that does, or goes. A sentence no passage supports is removed, and an
-answer left with no supported claim becomes a refusal. Markers are renumbered 1..n in order of
-appearance.
+answer left with no supported claim, or whose claims are not the kind of answer the question
+asks for (a colour, a count, a year, a price: see answer_kind.py), becomes a refusal. Markers
+are renumbered 1..n in order of appearance.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.chunking import is_abbreviation_end
+from service.answer_kind import has_kind
 from service.context import Passage
 from service.text import all_forms, content_words, meets, unseen_weight, word_forms, word_set
 
@@ -152,7 +154,7 @@ def check(
     order: list[int] = []  # passage numbers in order of first citation
     out_sentences: list[str] = []
     dropped = 0
-    grounded = 0
+    grounded: list[str] = []  # the supported claims
     removed = 0
     private_words = word_set(private)
     for i, (bare, numbers) in enumerate(sentences):
@@ -174,13 +176,13 @@ def check(
         if not keep:  # a claim no passage supports is not passed on as if it were sourced
             removed += 1
             continue
-        grounded += 1
+        grounded.append(bare)
         for n in keep:
             if n not in order:
                 order.append(n)
         marks = "".join(f" [{order.index(n) + 1}]" for n in keep)
         out_sentences.append(_attach(bare, marks))
-    if grounded == 0:
+    if not grounded or not has_kind(question, grounded):  # nothing sourced, or not what was asked
         return Checked(REFUSAL, [], True, dropped, removed)
     return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped, removed)
 
