@@ -18,8 +18,9 @@ _COLOURS = (
     "beige|cream|brown|tan|bronze|green|olive|blue|navy|turquoise|teal|purple|violet|lilac"
 )
 _NUMBER = (
-    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
-    r"hundreds?|thousands?|millions?|billions?|dozens?|pair|couple|twice|thrice|once|several|few|many|no|none)\b"
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
+    r"(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundreds?|thousands?|millions?|billions?|dozens?|pair|couple|"
+    r"both|twice|thrice|once|several|few|handful|many|numerous|multiple|no|none)\b"
 )
 _KINDS: list[tuple[str, re.Pattern[str], re.Pattern[str]]] = [
     (

@@ -35,6 +35,7 @@ def test_the_kind_of_answer_a_question_asks_for(question: str, kind: str | None)
         ("How many dogs did Kim give?", "Kim gave him a pair of dogs.", True),
         ("How many times did they hug?", "They hugged twice.", True),
         ("How many people came?", "Thousands turned out.", True),
+        ("How many people came?", "Forty-two people came.", True),
         ("In what year was the treaty signed?", "It was signed in 1961.", True),
         ("In what year was the treaty signed?", "It was signed in Moscow.", False),
         ("How much did the car cost?", "The car was a gift from Putin.", False),
