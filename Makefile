@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 BASE_STAMP := $(VENV)/.citeqa-base
 LOCAL_STAMP := $(VENV)/.citeqa-local
 
-.PHONY: help install install-local model index run serve test test-unit eval eval-fast bench lint format browser clean
+.PHONY: help install install-local model index run serve test test-unit eval eval-fast eval-heldout bench lint format browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -76,6 +76,9 @@ eval-fast: $(BASE_STAMP)  ## retrieval metrics only, no LLM (under a minute)
 
 eval: model  ## the full quality gate with the embedded default model (under 10 minutes)
 	$(PY) -m pytest evals -q
+
+eval-heldout: model  ## the held-out questions, reported and not gated (about a minute)
+	$(PY) -m evals.heldout
 
 bench: model index  ## index build, retrieval and answer latency figures
 	$(PY) bench/run.py

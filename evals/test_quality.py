@@ -36,6 +36,18 @@ def test_dataset_is_well_formed() -> None:
             assert not c.key_facts and not c.gold_sources, c.id
 
 
+def test_heldout_set_is_well_formed_and_apart_from_the_main_set() -> None:
+    from evals.heldout import HELDOUT
+
+    cases, main = harness.load_cases(HELDOUT), harness.load_cases()
+    seeds = {f"seeds/{p.name}" for p in (harness.ROOT / "seeds").iterdir()}
+    assert len({c.id for c in cases}) == len(cases) and not {c.id for c in cases} & {c.id for c in main}
+    assert not {c.question for c in cases} & {c.question for c in main}
+    for c in cases:
+        assert c.question.strip() and c.reference.strip()
+        assert bool(c.key_facts) == c.answerable and set(c.gold_sources) <= seeds, c.id
+
+
 def test_retrieval_gate(fast_run, report_dir: Path, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
     # When the full tier runs in the same session its report supersedes this one.
     full = any("full" in item.keywords for item in request.session.items)
