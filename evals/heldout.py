@@ -3,9 +3,10 @@
     python -m evals.heldout            # or: make eval-heldout
 
 The main set (`evals/data/qa.jsonl`) is what changes are measured and tuned against, so its figures
-flatter the system a little. These questions (`evals/data/heldout.jsonl`) were written by someone
-who had not seen the main set, after the system's last tuning; a gain that is real shows here too.
-Keep them out of tuning: look at the aggregates, not at the questions, when deciding a change.
+flatter the system a little. These questions (`evals/data/heldout.jsonl`) were written without
+seeing the main set, after the 2026-11-24 tuning. Over four short articles many of them ask for the
+same facts in other words, which is still a check: a gain that only held for the main set's wording
+would not show here. Keep them out of tuning: decide a change on the main set, then look here.
 The run is reported (`evals/report/heldout/latest.json` and `.md`), not gated.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,8 +27,6 @@ SHOWN = ("key_fact_accuracy", "refusal_accuracy", "false_refusal_rate", "citatio
 
 
 def main() -> int:
-    import time
-
     from evals import harness
     from evals.metrics import aggregate
 
@@ -36,11 +36,10 @@ def main() -> int:
         runner = harness.InProcess(Path(tmp), with_llm=True)
         outcomes = harness.run(runner, cases)
     agg = aggregate(outcomes, with_answers=True)
-    thresholds = harness.load_thresholds("full")
     path = harness.write_report(
         "held-out",
         agg,
-        thresholds,
+        {},  # reported, not gated
         outcomes,
         time.perf_counter() - started,
         runner.settings.llm_model,

@@ -11,40 +11,47 @@ from __future__ import annotations
 
 import re
 
-from service.text import question_parts
+from service.text import is_compound
 
 _COLOURS = (
     "white|black|grey|gray|silver|red|crimson|scarlet|maroon|burgundy|pink|orange|yellow|gold|golden|"
-    "beige|cream|brown|tan|bronze|green|olive|blue|navy|turquoise|teal|purple|violet|lilac"
+    "beige|cream|ivory|brown|tan|khaki|bronze|green|olive|blue|navy|turquoise|teal|purple|violet|lilac"
 )
 _NUMBER = (
-    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|(?:thir|four|fif|six|seven|eigh|nine)teen|"
-    r"(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundreds?|thousands?|millions?|billions?|dozens?|pair|couple|"
-    r"both|twice|thrice|once|several|few|handful|many|numerous|multiple|no|none)\b"
+    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundreds?|thousands?|"
+    r"millions?|billions?|dozens?|pair|couple|single|both|twice|thrice|once|several|few|handful|many|numerous|"
+    r"multiple|half|most|all|every|no|none|nobody|nothing)\b"
 )
 _KINDS: list[tuple[str, re.Pattern[str], re.Pattern[str]]] = [
     (
         "colour",
-        re.compile(r"\b(?:what|which)\s+colou?rs?\b|\bcolou?rs?\s+(?:was|were|is|are|of)\b", re.I),
-        re.compile(rf"\b(?:{_COLOURS})(?:ish)?\b", re.I),
+        re.compile(r"\b(?:what|which)\s+colou?rs?\b|\bcolou?rs?\s+(?:was|were|is|are)\b", re.I),
+        re.compile(rf"\b(?:{_COLOURS})(?:d?ish)?\b|\bbluish\b", re.I),
     ),
     ("count", re.compile(r"\bhow\s+many\b", re.I), re.compile(_NUMBER, re.I)),
     (
         "year",
         re.compile(r"\b(?:what|which)\s+year\b", re.I),
-        re.compile(r"\b\d{4}\b|\b(?:last|this|next|that|same)\s+year\b", re.I),
+        re.compile(
+            r"\b\d{4}s?\b|\b(?:last|this|next|that|same|following|previous|a)\s+year\b"
+            r"|\byears?\s+(?:later|earlier|before|after)\b",
+            re.I,
+        ),
     ),
     (
         "price",
-        re.compile(r"\bhow\s+much\b[^?]*\b(?:cost|costs|pay|paid|price|worth|spend|spent|sell|sold)\b", re.I),
-        re.compile(rf"[$€£¥₽]|{_NUMBER}|\b(?:free|priceless|undisclosed)\b", re.I),
+        re.compile(
+            r"\bhow\s+much\b(?!\s+time\b)[^?]*\b(?:cost|costs|pay|paid|price|worth|spend|spent|sell|sold)\b", re.I
+        ),
+        re.compile(rf"[$€£¥₽]|{_NUMBER}|\b(?:free|priceless|undisclosed|third|quarter)\b", re.I),
     ),
 ]
 
 
 def expected_kind(question: str) -> tuple[str, re.Pattern[str]] | None:
     """The form the answer must take, or None when the question does not fix one."""
-    if len(question_parts(question)) > 1:
+    if is_compound(question):  # each part may ask for another kind; the parts are not checked
         return None
     for name, asks, form in _KINDS:
         if asks.search(question):

@@ -26,6 +26,11 @@ _QUESTION_JOIN = re.compile(
 )
 
 
+def is_compound(question: str) -> bool:
+    """True for a question joined from several ("..., and who ...?"), however short its parts."""
+    return bool(_QUESTION_JOIN.search(question.strip()))
+
+
 def question_parts(question: str, max_parts: int = 3) -> list[str]:
     """The sub-questions of a compound question, each retrieved for separately; a simple
     question is its own only part."""
@@ -53,8 +58,8 @@ _NUMERALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "ni
 # "twice" says "two", "2" says "two": every spelling of a small number meets the others.
 _NUMBER_FORMS = {word: {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
 _NUMBER_FORMS |= {str(n): {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
-_ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)")
 _NUMBER_FORMS |= {"twice": {"two", "2"}, "thrice": {"three", "3"}, "pair": {"pair", "two", "2"}}
+_ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)")  # "30th" says "30"
 
 
 @lru_cache(maxsize=4096)

@@ -19,6 +19,9 @@ from service.context import Passage
         ("Who gave Putin the dogs?", None),
         ("How much support did Kim pledge?", None),  # "how much" without a price
         ("How many dogs were given, and what colour was the limousine?", None),  # parts are not checked
+        ("What colour was the car and who drove it?", None),  # short parts are parts too
+        ("What does the colour of the flag stand for?", None),
+        ("How much time did they spend in Hanoi?", None),  # time, not a price
     ],
 )
 def test_the_kind_of_answer_a_question_asks_for(question: str, kind: str | None) -> None:
@@ -41,6 +44,12 @@ def test_the_kind_of_answer_a_question_asks_for(question: str, kind: str | None)
         ("How much did the car cost?", "The car was a gift from Putin.", False),
         ("How much did the car cost?", "It cost $500,000.", True),
         ("Who drove the car?", "Putin drove the car.", True),
+        ("What colour was the flag?", "It was reddish.", True),
+        ("How many soldiers died?", "Nobody died.", True),
+        ("How many of the crew came?", "All of the crew came.", True),
+        ("In what year did it start?", "In the late 1990s.", True),
+        ("In what year did it end?", "A year later.", True),
+        ("How much did they pay?", "They paid nothing.", True),
     ],
 )
 def test_an_answer_has_the_kind_asked_for(question: str, answer: str, ok: bool) -> None:
@@ -50,6 +59,6 @@ def test_an_answer_has_the_kind_asked_for(question: str, answer: str, ok: bool) 
 def test_a_supported_answer_of_the_wrong_kind_is_refused() -> None:
     """Every word of 'Russian-built' is in the passage, but it is not a colour."""
     passages = [Passage(1, "seeds/a.txt", "Putin gave Kim a Russian-built Aurus limousine.", 1, 1, 0.9, 0)]
-    assert check("The limousine Putin gave Kim was Russian-built [1].", passages, question="Who built it?").answer
+    assert not check("The limousine Putin gave Kim was Russian-built [1].", passages, question="Who built it?").refused
     refused = check("The limousine Putin gave Kim was Russian-built [1].", passages, question="What colour was it?")
     assert refused.refused and not refused.cited
