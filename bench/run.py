@@ -72,7 +72,7 @@ def bench_retrieval(tmp: Path) -> None:
     from index import store
     from index.builder import build
     from index.embedder import SentenceTransformerEmbedder
-    from service.context import select_passages
+    from service.context import Budget, select_passages
     from service.retrieval import HybridRetriever
     from service.settings import Settings
 
@@ -89,13 +89,12 @@ def bench_retrieval(tmp: Path) -> None:
     for q in queries[:10]:
         retriever.retrieve(q, s.top_k)  # warm-up
     retrieve_ms, context_ms = [], []
+    budget = Budget.from_settings(s)
     for q in queries:
         t0 = time.perf_counter()
         result = retriever.retrieve(q, s.top_k)
         t1 = time.perf_counter()
-        select_passages(
-            data, result, q, s.context_max_tokens, s.context_max_sentences, retriever.bm25.idf, s.context_margin
-        )
+        select_passages(data, result, q, budget, retriever.bm25.idf)
         t2 = time.perf_counter()
         retrieve_ms.append((t1 - t0) * 1000)
         context_ms.append((t2 - t1) * 1000)

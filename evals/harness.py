@@ -107,19 +107,12 @@ class InProcess:
             self.retriever = HybridRetriever(self.data, self.embedder, rrf_k=self.settings.rrf_k)
 
     def run(self, case: Case) -> Outcome:
-        from service.context import gather_context
+        from service.context import Budget, gather_context
         from service.schemas import AskRequest
 
         s = self.settings
         passages = gather_context(
-            self.data,
-            self.retriever,
-            case.question,
-            s.top_k,
-            s.context_max_tokens,
-            s.context_max_sentences,
-            self.retriever.bm25.idf,
-            s.context_margin,
+            self.data, self.retriever, case.question, s.top_k, Budget.from_settings(s), self.retriever.bm25.idf
         )
         outcome = Outcome(
             case,

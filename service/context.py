@@ -14,6 +14,7 @@ import numpy as np
 from index.store import IndexData
 from index.tokens import count_tokens
 from service.retrieval import Retrieval, Retriever
+from service.settings import Settings
 from service.text import all_forms, content_words, question_parts, unseen_weight, word_forms
 
 LEXICAL_WEIGHT = 0.25
@@ -34,6 +35,20 @@ class Passage:
     score: float  # best sentence cosine in the passage
     chunk_id: int
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much context the LLM is shown: at most `max_tokens` and `max_sentences`, and with a
+    `margin`, no sentence scoring more than that below its part's best (None: no such limit)."""
+
+    max_tokens: int
+    max_sentences: int
+    margin: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budget:
+        return cls(settings.context_max_tokens, settings.context_max_sentences, settings.context_margin)
 
 
 @dataclass
@@ -75,35 +90,24 @@ def score_sentences(
 
 
 def select_passages(
-    data: IndexData,
-    retrieval: Retrieval,
-    question: str,
-    max_tokens: int,
-    max_sentences: int,
-    idf: dict[str, float] | None = None,
-    margin: float | None = None,
+    data: IndexData, retrieval: Retrieval, question: str, budget: Budget, idf: dict[str, float] | None = None
 ) -> list[Passage]:
-    return select_context(data, [(retrieval, question)], max_tokens, max_sentences, idf, margin)
+    return select_context(data, [(retrieval, question)], budget, idf)
 
 
 def select_context(
-    data: IndexData,
-    parts: list[tuple[Retrieval, str]],
-    max_tokens: int,
-    max_sentences: int,
-    idf: dict[str, float] | None = None,
-    margin: float | None = None,
+    data: IndexData, parts: list[tuple[Retrieval, str]], budget: Budget, idf: dict[str, float] | None = None
 ) -> list[Passage]:
     """The best sentences within the token and sentence budgets. A question in several parts
     ("which airport ..., and which city ...?") has one retrieval per part; the parts take turns so
     each gets its best evidence in before any gets its second best.
 
-    With a `margin`, a part stops taking sentences that score more than `margin` below its best:
+    With a margin, a part stops taking sentences that score more than `margin` below its best:
     a small model reads the strongest evidence more faithfully when it is not surrounded by
     sentences that share the question's words but answer something else."""
     ranked = [score_sentences(data, retrieval, question, idf) for retrieval, question in parts]
-    if margin is not None:
-        ranked = [[c for c in cands if c.score >= cands[0].score - margin] for cands in ranked if cands]
+    if budget.margin is not None:
+        ranked = [[c for c in cands if c.score >= cands[0].score - budget.margin] for cands in ranked if cands]
     chosen: list[Candidate] = []
     seen: set[str] = set()  # sentence text: overlapping chunks share sentences
     used = 0
@@ -118,7 +122,7 @@ def select_context(
             cand = candidates[cursors[p]]
             cursors[p] += 1
             cost = count_tokens(cand.text) + 4
-            if len(chosen) >= max_sentences or (chosen and used + cost > max_tokens):
+            if len(chosen) >= budget.max_sentences or (chosen and used + cost > budget.max_tokens):
                 full = True
                 break
             chosen.append(cand)
@@ -171,12 +175,10 @@ def gather_context(
     retriever: Retriever,
     question: str,
     top_k: int,
-    max_tokens: int,
-    max_sentences: int,
+    budget: Budget,
     idf: dict[str, float] | None = None,
-    margin: float | None = None,
 ) -> list[Passage]:
     """Retrieve for each part of the question, then keep the sentences that matter: exactly the
     passages the LLM is shown (the evals measure them too)."""
     parts = [(retriever.retrieve(part, top_k), part) for part in question_parts(question)]
-    return select_context(data, parts, max_tokens, max_sentences, idf, margin)
+    return select_context(data, parts, budget, idf)

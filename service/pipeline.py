@@ -14,7 +14,7 @@ from index.embedder import Embedder
 from index.store import IndexData
 from index.tokens import count_tokens
 from service import citations
-from service.context import Passage, gather_context
+from service.context import Budget, Passage, gather_context
 from service.gate import LLMGate
 from service.guard import looks_like_injection
 from service.llm import LLM, complete
@@ -77,16 +77,7 @@ class Answerer:
 
     def passages_for(self, question: str, top_k: int) -> list[Passage]:
         s = self.settings
-        return gather_context(
-            self.data,
-            self.retriever,
-            question,
-            top_k,
-            s.context_max_tokens,
-            s.context_max_sentences,
-            self.idf,
-            s.context_margin,
-        )
+        return gather_context(self.data, self.retriever, question, top_k, Budget.from_settings(s), self.idf)
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []

@@ -6,7 +6,7 @@ import pytest
 
 from index import store
 from index.embedder import HashingEmbedder
-from service.context import select_passages
+from service.context import Budget, select_passages
 from service.retrieval import BM25, HybridRetriever
 
 
@@ -34,7 +34,7 @@ def test_context_stays_within_budget_and_keeps_the_answer(retriever: HybridRetri
 
     q = "Which native hunting dogs did Kim give to Putin?"
     passages = select_passages(
-        retriever.data, retriever.retrieve(q, 5), q, max_tokens=120, max_sentences=6, idf=retriever.bm25.idf
+        retriever.data, retriever.retrieve(q, 5), q, Budget(max_tokens=120, max_sentences=6), retriever.bm25.idf
     )
     assert sum(count_tokens(p.text) for p in passages) <= 120
     assert any("Pungsan" in p.text for p in passages)
@@ -96,7 +96,7 @@ def test_the_margin_keeps_distractors_far_below_the_best_sentence_out_of_the_con
     question = "What happened at the stable?"  # no word shared: scores are the cosines
 
     def texts(margin: float | None) -> list[str]:
-        passages = select_context(data, [(retrieval, question)], 200, 6, None, margin)  # type: ignore[arg-type]
+        passages = select_context(data, [(retrieval, question)], Budget(200, 6, margin))  # type: ignore[arg-type]
         return [p.text for p in passages]
 
     assert texts(None) == [" ".join(sentences)]  # no margin: all three, one contiguous passage
@@ -114,7 +114,7 @@ def test_each_part_of_a_compound_question_keeps_its_own_best_under_the_margin() 
     rows = {0: data_a.sentence_rows(0), 1: data_b.sentence_rows(0)}
     data_a.sentence_rows = rows.__getitem__
     parts = [(first, "Which airport did he land at?"), (second, "Which city did he fly to next?")]
-    passages = select_context(data_a, parts, 200, 6, None, margin=0.1)  # type: ignore[arg-type]
+    passages = select_context(data_a, parts, Budget(200, 6, margin=0.1))  # type: ignore[arg-type]
     # the second part's best (0.4) is far under the first's (0.9) but is its own part's best
     assert [p.text for p in passages] == ["Kim met Putin at Sunan airport.", "Putin then flew on to Hanoi."]
 
