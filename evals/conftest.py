@@ -14,10 +14,6 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--base-url", default=None, help="evaluate a live citeqa server instead of in-process")

@@ -12,15 +12,10 @@ The run is reported (`evals/report/heldout/latest.json` and `.md`), not gated.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout.jsonl"
 SHOWN = ("key_fact_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision", "context_recall")
