@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 
-from service.text import is_compound
+from service.text import NUMERALS, is_compound
 
 _COLOURS = (
     "white|black|grey|gray|silver|red|crimson|scarlet|maroon|burgundy|pink|orange|yellow|gold|golden|"
     "beige|cream|ivory|brown|tan|khaki|bronze|green|olive|blue|navy|turquoise|teal|purple|violet|lilac"
 )
 _NUMBER = (
-    r"\d|\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    rf"\d|\b(?:zero|{'|'.join(NUMERALS)}|"
     r"(?:thir|four|fif|six|seven|eigh|nine)teen|(?:twen|thir|for|fif|six|seven|eigh|nine)ty|hundreds?|thousands?|"
     r"millions?|billions?|dozens?|pair|couple|single|both|twice|thrice|once|several|few|handful|many|numerous|"
     r"multiple|half|most|all|every|no|none|nobody|nothing)\b"

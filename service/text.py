@@ -54,10 +54,10 @@ def content_words(text: str) -> list[str]:
 
 
 _NUMBER_WORDS = frozenset({"one", "two"})  # stopwords for retrieval, but an answer's claim to "how many"
-_NUMERALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+NUMERALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 # "twice" says "two", "2" says "two": every spelling of a small number meets the others.
-_NUMBER_FORMS = {word: {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
-_NUMBER_FORMS |= {str(n): {word, str(n)} for n, word in enumerate(_NUMERALS, start=1)}
+_NUMBER_FORMS = {word: {word, str(n)} for n, word in enumerate(NUMERALS, start=1)}
+_NUMBER_FORMS |= {str(n): {word, str(n)} for n, word in enumerate(NUMERALS, start=1)}
 _NUMBER_FORMS |= {"twice": {"two", "2"}, "thrice": {"three", "3"}, "pair": {"pair", "two", "2"}}
 _ORDINAL = re.compile(r"(\d+)(?:st|nd|rd|th)")  # "30th" says "30"
 
