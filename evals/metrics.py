@@ -151,7 +151,7 @@ def aggregate(outcomes: list[Outcome], with_answers: bool) -> dict[str, float | 
     agg["refusal_accuracy"] = float(np.mean([s["correct_refusal"] for s in una])) if una else None
     agg["false_refusal_rate"] = float(np.mean([s["refused"] for s in ans])) if ans else None
     agg["errors"] = float(sum(1 for o in outcomes if o.error))
-    for stage in ("retrieve", "generate", "total"):
+    for stage in ("retrieve", "generate", "confirm", "total"):
         values = [o.timings_ms[stage] for o in outcomes if stage in o.timings_ms]
         agg[f"{stage}_ms_p50"] = percentile(values, 50)
         agg[f"{stage}_ms_p95"] = percentile(values, 95)

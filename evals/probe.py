@@ -1,4 +1,5 @@
-"""Look inside a few eval questions: the passages sent, the model's raw reply, the checked answer.
+"""Look inside a few eval questions (main or held-out set): the passages sent, the model's raw reply,
+its reply on the second look, and the checked answer.
 
     python -m evals.probe dog-breed limo-colour      # by id
     python -m evals.probe --failing                  # the questions that failed in the last report
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--failing", action="store_true", help="questions that failed in evals/report/latest.json")
     args = parser.parse_args(argv)
 
-    cases = {c.id: c for c in harness.load_cases()}
+    from evals.heldout import HELDOUT
+
+    cases = {c.id: c for c in harness.load_cases() + harness.load_cases(HELDOUT)}
     ids = list(args.ids)
     if args.failing:
         report = json.loads((harness.REPORT_DIR / "latest.json").read_text())
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             for p in passages:
                 print(f"  [{p.number}] ({p.score:.2f} {p.source.split('/')[-1]}:{p.start_line}) {p.text}")
             print(f"raw: {raw[0] if raw else '(no LLM call)'}")
+            if len(raw) > 1:
+                print(f"second look (service/confirm.py): {raw[1]}")
             print(f"out: {'(refused) ' if outcome.refused else ''}{outcome.answer or outcome.error}")
             print(f"cited: {[c['source'].split('/')[-1] for c in outcome.citations]}  gold: {case.gold_sources}")
             print(f"scores: {answer_scores(outcome)}\n")

@@ -69,7 +69,7 @@ def split_answer(text: str) -> list[str]:
     return [s.strip() for s in out if s.strip()]
 
 
-def _markers(sentence: str) -> tuple[str, list[int]]:
+def markers(sentence: str) -> tuple[str, list[int]]:
     numbers = [int(n) for group in _MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", group)]
     bare = _ANY_BRACKET_REF.sub("", _MARKER.sub("", sentence)).strip()
     return bare, numbers
@@ -133,7 +133,7 @@ def check(
     ):
         return Checked(REFUSAL, [], True, 0, 0)
     by_number = {p.number: p for p in passages}
-    sentences = [_markers(s) for s in split_answer(raw_answer)]
+    sentences = [markers(s) for s in split_answer(raw_answer)]
     vectors = embed([bare for bare, _ in sentences]) if embed and sentences else None
 
     def score(i: int, passage: Passage) -> float:
@@ -197,7 +197,7 @@ def _has_grounded(
 ) -> bool:
     """True when a refusal phrase sits beside a real, supported claim ("X [1]. Y is not stated.")."""
     for sentence in split_answer(raw_answer):
-        bare, _ = _markers(sentence)
+        bare, _ = markers(sentence)
         if (
             bare
             and not is_refusal(bare)

@@ -70,8 +70,8 @@ class Metrics:
     def record_answer(
         self, timings_ms: dict[str, float], refused: bool, prompt_tokens: int, completion_tokens: int
     ) -> None:
-        for stage in ("rewrite", "retrieve", "generate", "total"):
-            if stage in timings_ms and (stage != "rewrite" or timings_ms[stage] > 0):
+        for stage in ("rewrite", "retrieve", "generate", "confirm", "total"):
+            if stage in timings_ms and (stage not in ("rewrite", "confirm") or timings_ms[stage] > 0):
                 self.latency.labels(stage).observe(timings_ms[stage] / 1000)
         self.tokens.labels("in").inc(prompt_tokens)
         self.tokens.labels("out").inc(completion_tokens)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from index.embedder import Embedder
 from index.store import IndexData
 from index.tokens import count_tokens
-from service import citations
+from service import citations, confirm
 from service.context import Budget, Passage, gather_context
 from service.gate import LLMGate
 from service.guard import looks_like_injection
@@ -96,6 +96,33 @@ class Answerer:
         text = text.strip().strip('"').splitlines()[0].strip() if text.strip() else ""
         return text if 3 <= len(text) <= 500 else question
 
+    def answer_messages(self, numbered: list[tuple[int, str]], question: str) -> list[dict[str, str]]:
+        """The answer prompt: the system rules, then the numbered passages and the question."""
+        return [
+            {"role": "system", "content": self.prompts["answer_system"].render()},
+            {
+                "role": "user",
+                "content": self.prompts["answer_user"].render(
+                    passages="\n".join(f"[{n}] {text}" for n, text in numbered), question=question
+                ),
+            },
+        ]
+
+    async def confirm_answer(self, question: str, checked: citations.Checked, usage: Usage) -> citations.Checked:
+        """Ask again with only the sentences the answer rests on; a refusal there vetoes the
+        answer (see service/confirm.py)."""
+        sentences = confirm.evidence(checked, question, self.idf)
+        if not sentences:
+            return checked
+        messages = self.answer_messages(list(enumerate(sentences, start=1)), question)
+        async with self.gate.slot():
+            reply = await complete(self.llm, messages, max_tokens=confirm.MAX_TOKENS)
+        usage.prompt_tokens += sum(count_tokens(m["content"]) for m in messages)
+        usage.completion_tokens += count_tokens(reply)
+        if confirm.vetoed(reply):
+            return citations.Checked(citations.REFUSAL, [], True, checked.dropped, checked.removed)
+        return checked
+
     async def stream(self, request: AskRequest) -> AsyncIterator[Token | Done]:
         started = time.perf_counter()
         s = self.settings
@@ -113,16 +140,8 @@ class Answerer:
         if looks_like_injection(request.question):
             passages = []  # refused without asking the LLM: see service/guard.py
         if passages and max(p.score for p in passages) >= s.min_relevance:
-            system = self.prompts["answer_system"].render()
-            messages = [
-                {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": self.prompts["answer_user"].render(
-                        passages="\n".join(f"[{p.number}] {p.text}" for p in passages), question=question
-                    ),
-                },
-            ]
+            messages = self.answer_messages([(p.number, p.text) for p in passages], question)
+            system = messages[0]["content"]
             usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
             async with self.gate.slot():
                 async for piece in self.llm.stream(messages):
@@ -140,6 +159,9 @@ class Answerer:
         else:
             checked = citations.check("", passages)
         t_generate = time.perf_counter()
+        if s.confirm_answers and not checked.refused:
+            checked = await self.confirm_answer(question, checked, usage)
+        t_confirm = time.perf_counter()
 
         response = AskResponse(
             answer=checked.answer,
@@ -160,7 +182,8 @@ class Answerer:
                 rewrite=_ms(t_rewrite - started),
                 retrieve=_ms(t_retrieve - t_rewrite),
                 generate=_ms(t_generate - t_retrieve),
-                total=_ms(t_generate - started),
+                confirm=_ms(t_confirm - t_generate),
+                total=_ms(t_confirm - started),
             ),
             rewritten_question=rewritten,
         )

@@ -49,6 +49,7 @@ class Timings(BaseModel):
     rewrite: float = 0.0
     retrieve: float
     generate: float
+    confirm: float = 0.0
     total: float
 
 

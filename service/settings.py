@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, gt=0)
     llm_max_concurrency: int = Field(1, ge=1, le=64)
     llm_queue_size: int = Field(8, ge=0, le=1000)
+    # Ask again with only the sentences an answer rests on; a refusal there vetoes the answer
+    # (service/confirm.py). Costs one short extra LLM call per answer.
+    confirm_answers: bool = True
 
     # Embedded local model (used when llm_model starts with "citeqa/")
     model_dir: Path = Path(".citeqa/models")

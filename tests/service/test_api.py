@@ -125,7 +125,7 @@ def test_followup_is_rewritten_with_history(client: TestClient, fake_llm: FakeLL
     r = client.post("/ask", json=FOLLOW_UP)
     assert r.status_code == 200
     assert "gifts" in r.json()["rewritten_question"]
-    assert len(fake_llm.calls) == 2  # rewrite, then answer
+    assert len(fake_llm.calls) == 3  # rewrite, answer, then the second look (service/confirm.py)
 
 
 def test_the_models_own_text_is_kept_beside_the_checked_answer(settings: Settings) -> None:
