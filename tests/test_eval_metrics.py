@@ -68,9 +68,15 @@ def test_gate_names_the_metric_and_questions_and_targets_are_reported_apart() ->
 def test_thresholds_file_has_both_tiers_and_the_issue_targets() -> None:
     fast, full = harness.load_thresholds("fast"), harness.load_thresholds("full")
     assert fast["hit_at_5"]["min"] >= 0.98
-    for metric in ("key_fact_accuracy", "refusal_accuracy", "false_refusal_rate", "citation_precision"):
-        assert metric in full
-    assert full["key_fact_accuracy"].get("target", full["key_fact_accuracy"].get("min")) >= 0.9
+    issue_bars = {
+        "key_fact_accuracy": ("min", 0.90),
+        "refusal_accuracy": ("min", 0.90),
+        "false_refusal_rate": ("max", 0.05),
+        "citation_precision": ("min", 0.95),
+        "hit_at_5": ("min", 0.98),
+    }
+    for metric, (side, bar) in issue_bars.items():  # the gate is the issue's bar, not a softer one
+        assert full[metric][side] >= bar if side == "min" else full[metric][side] <= bar
 
 
 def test_context_recall_tells_a_context_miss_from_a_misreading() -> None:
