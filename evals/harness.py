@@ -129,6 +129,8 @@ class InProcess:
         r = done.response
         outcome.answer, outcome.refused = r.answer, r.refused
         outcome.model_output = done.raw
+        if done.second_look:
+            outcome.second_look = done.second_look.outcome
         outcome.citations = [c.model_dump() for c in r.citations]
         outcome.timings_ms = r.timings_ms.model_dump()
         return outcome
@@ -225,6 +227,7 @@ def write_report(
             "answerable": o.case.answerable,
             "answer": o.answer,
             "model_output": o.model_output,
+            "second_look": o.second_look,
             "refused": o.refused,
             "citations": [{k: c[k] for k in ("id", "source", "start_line", "end_line")} for c in o.citations],
             "gold_sources": o.case.gold_sources,
@@ -287,6 +290,8 @@ def _markdown(p: dict[str, Any]) -> str:
         wrote = q.get("model_output")
         if wrote and wrote.strip() != (q["answer"] or "").strip():  # the citation check changed it
             answer += f" (model wrote: {wrote.strip()[:160]})"
+        if q.get("second_look") == "vetoed":
+            answer += " (vetoed on the second look)"
         answer = answer.replace("|", "/").replace("\n", " ")
         cites = ", ".join(
             f"[{c['id']}] {c['source'].split('/')[-1]}:{c['start_line']}-{c['end_line']}" for c in q["citations"]

@@ -32,6 +32,7 @@ class Outcome:
     context: str | None = None  # the passages the LLM is shown (in-process runs only)
     answer: str | None = None
     model_output: str | None = None  # what the LLM wrote before the citation check (in-process runs only)
+    second_look: str | None = None  # "kept", "vetoed" or "failed": see service/confirm.py (in-process only)
     refused: bool | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -152,7 +153,12 @@ def aggregate(outcomes: list[Outcome], with_answers: bool) -> dict[str, float | 
     agg["false_refusal_rate"] = float(np.mean([s["refused"] for s in ans])) if ans else None
     agg["errors"] = float(sum(1 for o in outcomes if o.error))
     for stage in ("retrieve", "generate", "confirm", "total"):
-        values = [o.timings_ms[stage] for o in outcomes if stage in o.timings_ms]
+        # a stage that did not run reports 0 (no second look for a refusal): not a latency
+        values = [
+            o.timings_ms[stage]
+            for o in outcomes
+            if stage in o.timings_ms and (stage != "confirm" or o.timings_ms[stage] > 0)
+        ]
         agg[f"{stage}_ms_p50"] = percentile(values, 50)
         agg[f"{stage}_ms_p95"] = percentile(values, 95)
     judged = [o.judge["faithfulness"] for o in outcomes if "faithfulness" in o.judge]

@@ -50,6 +50,10 @@ class Checked:
     dropped: int  # markers removed or moved
     removed: int = 0  # answer sentences removed: unsupported by every passage, or echoing the prompt
 
+    @classmethod
+    def refusal(cls, dropped: int = 0, removed: int = 0) -> Checked:
+        return cls(REFUSAL, [], True, dropped, removed)
+
 
 def is_refusal(text: str) -> bool:
     return bool(_REFUSAL_PATTERNS.search(text))
@@ -69,7 +73,7 @@ def split_answer(text: str) -> list[str]:
     return [s.strip() for s in out if s.strip()]
 
 
-def markers(sentence: str) -> tuple[str, list[int]]:
+def split_markers(sentence: str) -> tuple[str, list[int]]:
     numbers = [int(n) for group in _MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", group)]
     bare = _ANY_BRACKET_REF.sub("", _MARKER.sub("", sentence)).strip()
     return bare, numbers
@@ -100,8 +104,8 @@ def claim_words(sentence: str, question: str = "") -> set[str]:
     return words if _YES_NO.match(question) else set()
 
 
-def lexical_support(sentence: str, passage: Passage, question: str = "", idf: dict[str, float] | None = None) -> float:
-    """Share of the sentence's claim words found in the passage, each weighted by its rarity in
+def lexical_support(sentence: str, text: str, question: str = "", idf: dict[str, float] | None = None) -> float:
+    """Share of the sentence's claim words found in `text` (a passage), each weighted by its rarity in
     the corpus (`idf`): a missing rare word ("artist", "red") counts for more than a missing
     name that is on every page. Words the corpus never uses weigh the most."""
     words = claim_words(sentence, question)
@@ -111,7 +115,7 @@ def lexical_support(sentence: str, passage: Passage, question: str = "", idf: di
     weight = {w: (idf.get(w, unseen) if idf else 1.0) for w in words}
     total = sum(weight.values())
     forms = word_forms(sentence, numbers=bool(_COUNT.search(question)))
-    present = all_forms(passage.text)
+    present = all_forms(text)
     found = sum(weight[w] for w in words if meets(forms[w], present))
     return found / total if total else 0.0
 
@@ -131,15 +135,15 @@ def check(
         or not passages
         or (is_refusal(raw_answer) and not _has_grounded(raw_answer, passages, question, idf))
     ):
-        return Checked(REFUSAL, [], True, 0, 0)
+        return Checked.refusal()
     by_number = {p.number: p for p in passages}
-    sentences = [markers(s) for s in split_answer(raw_answer)]
+    sentences = [split_markers(s) for s in split_answer(raw_answer)]
     vectors = embed([bare for bare, _ in sentences]) if embed and sentences else None
 
     def score(i: int, passage: Passage) -> float:
         """Lexical support of sentence i by the passage, lifted by embedding similarity when the
         sentence paraphrases the passage; >= LEXICAL_SUPPORT means supported."""
-        lex = lexical_support(sentences[i][0], passage, question, idf)
+        lex = lexical_support(sentences[i][0], passage.text, question, idf)
         if lex >= LEXICAL_SUPPORT:
             return lex
         if vectors is not None and passage.vectors.size and lex >= MIN_LEXICAL_WITH_EMBEDDING:
@@ -183,7 +187,7 @@ def check(
         marks = "".join(f" [{order.index(n) + 1}]" for n in keep)
         out_sentences.append(_attach(bare, marks))
     if not grounded or not has_kind(question, grounded):  # nothing sourced, or not what was asked
-        return Checked(REFUSAL, [], True, dropped, removed)
+        return Checked.refusal(dropped, removed)
     return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped, removed)
 
 
@@ -197,11 +201,11 @@ def _has_grounded(
 ) -> bool:
     """True when a refusal phrase sits beside a real, supported claim ("X [1]. Y is not stated.")."""
     for sentence in split_answer(raw_answer):
-        bare, _ = markers(sentence)
+        bare, _ = split_markers(sentence)
         if (
             bare
             and not is_refusal(bare)
-            and any(lexical_support(bare, p, question, idf) >= LEXICAL_SUPPORT for p in passages)
+            and any(lexical_support(bare, p.text, question, idf) >= LEXICAL_SUPPORT for p in passages)
         ):
             return True
     return False

@@ -66,9 +66,20 @@ class Metrics:
         self.tokens = Counter("citeqa_llm_tokens_total", "LLM tokens", ["direction"], registry=self.registry)
         self.refusals = Counter("citeqa_refusals_total", "Answers refused", registry=self.registry)
         self.answers = Counter("citeqa_answers_total", "Answers produced", registry=self.registry)
+        self.second_looks = Counter(
+            "citeqa_second_look_total",
+            "Second looks at checked answers (service/confirm.py), by outcome: kept, vetoed, failed",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def record_answer(
-        self, timings_ms: dict[str, float], refused: bool, prompt_tokens: int, completion_tokens: int
+        self,
+        timings_ms: dict[str, float],
+        refused: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        second_look: str | None = None,
     ) -> None:
         for stage in ("rewrite", "retrieve", "generate", "confirm", "total"):
             if stage in timings_ms and (stage not in ("rewrite", "confirm") or timings_ms[stage] > 0):
@@ -78,6 +89,8 @@ class Metrics:
         self.answers.inc()
         if refused:
             self.refusals.inc()
+        if second_look:
+            self.second_looks.labels(second_look).inc()
 
 
 class RequestContextMiddleware:

@@ -1,4 +1,5 @@
-"""One question, end to end: rewrite a follow-up, retrieve, pick context, ask the LLM, check citations.
+"""One question, end to end: rewrite a follow-up, retrieve, pick context, ask the LLM, check citations,
+and take a second look at an answer that passed (service/confirm.py).
 
 `stream()` yields the model's text as it is written and ends with the checked, cited response;
 `ask()` is the same without the pieces. Weak evidence is refused before any LLM call.
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from index.store import IndexData
 from index.tokens import count_tokens
 from service import citations, confirm
 from service.context import Budget, Passage, gather_context
+from service.errors import CiteqaError
 from service.gate import LLMGate
 from service.guard import looks_like_injection
 from service.llm import LLM, complete
@@ -22,6 +25,8 @@ from service.prompts import Prompts
 from service.retrieval import Retriever
 from service.schemas import AskRequest, AskResponse, Citation, Timings, Turn
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Done:
     response: AskResponse
     usage: Usage = field(default_factory=Usage)
     raw: str = ""  # the model's own text, before the citation check ("" when the LLM was not asked)
+    second_look: confirm.SecondLook | None = None  # None when there was none (refused, or switched off)
 
 
 def _ms(seconds: float) -> float:
@@ -108,20 +114,26 @@ class Answerer:
             },
         ]
 
-    async def confirm_answer(self, question: str, checked: citations.Checked, usage: Usage) -> citations.Checked:
+    async def second_look(
+        self, question: str, checked: citations.Checked, usage: Usage
+    ) -> tuple[citations.Checked, confirm.SecondLook | None]:
         """Ask again with only the sentences the answer rests on; a refusal there vetoes the
-        answer (see service/confirm.py)."""
+        answer, a failed call leaves it standing (see service/confirm.py). The caller holds the
+        LLM slot, so the second look does not queue behind other requests."""
         sentences = confirm.evidence(checked, question, self.idf)
         if not sentences:
-            return checked
+            return checked, None
         messages = self.answer_messages(list(enumerate(sentences, start=1)), question)
-        async with self.gate.slot():
+        try:
             reply = await complete(self.llm, messages, max_tokens=confirm.MAX_TOKENS)
+        except CiteqaError as exc:
+            log.warning("second look failed, the checked answer stands: %s", exc.message)
+            return checked, confirm.SecondLook("failed")
         usage.prompt_tokens += sum(count_tokens(m["content"]) for m in messages)
         usage.completion_tokens += count_tokens(reply)
         if confirm.vetoed(reply):
-            return citations.Checked(citations.REFUSAL, [], True, checked.dropped, checked.removed)
-        return checked
+            return citations.Checked.refusal(checked.dropped, checked.removed), confirm.SecondLook("vetoed", reply)
+        return checked, confirm.SecondLook("kept", reply)
 
     async def stream(self, request: AskRequest) -> AsyncIterator[Token | Done]:
         started = time.perf_counter()
@@ -137,31 +149,33 @@ class Answerer:
 
         usage = Usage()
         raw = ""
+        look: confirm.SecondLook | None = None
         if looks_like_injection(request.question):
             passages = []  # refused without asking the LLM: see service/guard.py
         if passages and max(p.score for p in passages) >= s.min_relevance:
             messages = self.answer_messages([(p.number, p.text) for p in passages], question)
             system = messages[0]["content"]
             usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
-            async with self.gate.slot():
+            async with self.gate.slot():  # held through the second look
                 async for piece in self.llm.stream(messages):
                     raw += piece
                     yield Token(piece)
-            usage.completion_tokens = count_tokens(raw)
-            checked = citations.check(
-                raw,
-                passages,
-                embed=self.embedder.encode_documents,
-                question=question,
-                private=system,
-                idf=self.idf,
-            )
+                usage.completion_tokens = count_tokens(raw)
+                checked = citations.check(
+                    raw,
+                    passages,
+                    embed=self.embedder.encode_documents,
+                    question=question,
+                    private=system,
+                    idf=self.idf,
+                )
+                t_generate = time.perf_counter()
+                if s.confirm_answers and not checked.refused:
+                    checked, look = await self.second_look(question, checked, usage)
         else:
             checked = citations.check("", passages)
-        t_generate = time.perf_counter()
-        if s.confirm_answers and not checked.refused:
-            checked = await self.confirm_answer(question, checked, usage)
-        t_confirm = time.perf_counter()
+            t_generate = time.perf_counter()
+        t_confirm = time.perf_counter() if look else t_generate
 
         response = AskResponse(
             answer=checked.answer,
@@ -187,4 +201,4 @@ class Answerer:
             ),
             rewritten_question=rewritten,
         )
-        yield Done(response, usage, raw)
+        yield Done(response, usage, raw, look)

@@ -35,6 +35,7 @@ def _record(state: AppState, done: Done) -> None:
             r.refused,
             done.usage.prompt_tokens,
             done.usage.completion_tokens,
+            done.second_look.outcome if done.second_look else None,
         )
 
 

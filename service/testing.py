@@ -57,10 +57,12 @@ class FakeLLM:
         self.fail = fail
         self.name = name
         self.calls: list[Messages] = []
+        self.max_tokens: list[int | None] = []  # per call, as asked
         self.pieces_sent = 0
 
     async def stream(self, messages: Messages, *, max_tokens: int | None = None) -> AsyncIterator[str]:
         self.calls.append(messages)
+        self.max_tokens.append(max_tokens)
         if self.fail is not None:
             raise self.fail
         is_rewrite = "Standalone question" in messages[-1]["content"]

@@ -147,7 +147,7 @@ def test_metrics_have_stage_latency_histograms_and_token_counters(client: TestCl
     before = samples(client.get("/metrics").text)
     assert client.post("/ask", json=ANSWERABLE).status_code == 200
     after = samples(client.get("/metrics").text)
-    for stage in ("retrieve", "generate", "total"):
+    for stage in ("retrieve", "generate", "confirm", "total"):
         count = value(after, "citeqa_stage_seconds_count", stage=stage)
         assert count - value(before, "citeqa_stage_seconds_count", stage=stage) == 1, stage
         assert value(after, "citeqa_stage_seconds_bucket", stage=stage, le="+Inf") == count
@@ -161,6 +161,8 @@ def test_metrics_have_stage_latency_histograms_and_token_counters(client: TestCl
     )
     assert tokens_in > 20 and tokens_out > 0
     assert value(after, "citeqa_answers_total") - value(before, "citeqa_answers_total") == 1
+    kept = value(after, "citeqa_second_look_total", outcome="kept")
+    assert kept - value(before, "citeqa_second_look_total", outcome="kept") == 1
 
 
 def test_metrics_count_refusals(client: TestClient, fake_llm: FakeLLM) -> None:

@@ -60,9 +60,9 @@ def test_injected_passage_goes_in_the_user_message_only(poisoned: Settings) -> N
     llm = FakeLLM()
     body = _ask(poisoned, llm)
     assert llm.calls, "the LLM was not called: the poisoned passage was not retrieved"
-    system, user = llm.calls[-1]
-    assert system["role"] == "system" and user["role"] == "user"
-    assert system["content"] == SYSTEM_PROMPT  # fixed text, untouched by documents or the question
+    for call in llm.calls:  # the answer, and the second look: the system message is never touched
+        assert [m["role"] for m in call] == ["system", "user"] and call[0]["content"] == SYSTEM_PROMPT
+    system, user = llm.calls[0]  # the answer prompt
     assert "lighthouse" in user["content"].lower()
     assert INJECTION in user["content"]  # the retrieved passage is there, as numbered data...
     assert INJECTION not in system["content"] and "lighthouse" not in system["content"].lower()
@@ -85,9 +85,9 @@ def test_question_that_slips_past_the_guard_stays_in_the_user_message(poisoned: 
     llm = FakeLLM()
     _ask(poisoned, llm, question)
     assert llm.calls
-    system, user = llm.calls[-1]
-    assert system["content"] == SYSTEM_PROMPT
-    assert user["content"].endswith(f"Question: {question}")
+    for system, user in llm.calls:  # the answer, and the second look
+        assert system["content"] == SYSTEM_PROMPT
+        assert user["content"].endswith(f"Question: {question}")
 
 
 def test_injection_in_history_stays_in_the_user_message(poisoned: Settings) -> None:

@@ -16,37 +16,65 @@ from service.schemas import AskRequest
 from service.settings import Settings
 from service.testing import FakeLLM, Messages, extractive_answer
 from tests.conftest import make_client, wait_ready
+from tests.test_widget import parse_sse
 
 QUESTION = "What breed of dog did Kim give Putin?"
 DOGS = "Kim gave Putin a pair of native Pungsan hunting dogs [1]."
+DOG_SENTENCE = (
+    "Kim gave Putin a pair of native Pungsan hunting dogs – the same gift he gave to Moon Jae-in, "
+    "the former South Korean president, in 2018."
+)
 
 
 def _passage(number: int, text: str) -> Passage:
     return Passage(number, f"seeds/{number}.txt", text, 1, 1, 0.5, number, np.zeros((0, 0), np.float32))
 
 
+def _checked(answer: str, *passages: Passage) -> Checked:
+    return Checked(answer, list(passages), False, 0)
+
+
+# ------------------------------------------------------------------ the evidence shown
+
+
 def test_evidence_is_the_sentence_each_claim_rests_on_in_order_without_repeats() -> None:
-    cars = _passage(1, "Putin drove the car. The car was an Aurus limousine. It was black.")
+    cars = _passage(1, "Putin drove the car. The car was an Aurus limousine. Kim sat beside him.")
     dogs = _passage(2, "Kim smiled. Kim gave Putin two Pungsan hunting dogs.")
-    checked = Checked(
-        "The car was an Aurus [1]. Kim gave Putin Pungsan dogs [2]. It was an Aurus [1].", [cars, dogs], False, 0
-    )
+    checked = _checked("The car was an Aurus [1]. Kim gave Putin Pungsan dogs [2]. It was an Aurus [1].", cars, dogs)
     assert confirm.evidence(checked, "What car and which dogs?") == [
         "The car was an Aurus limousine.",
         "Kim gave Putin two Pungsan hunting dogs.",
     ]
 
 
+def test_a_sentence_that_refers_back_keeps_the_sentence_before() -> None:
+    passage = _passage(1, "Kim gave Putin two dogs at the summit. They were Pungsan hunting dogs.")
+    checked = _checked("The dogs were Pungsan hunting dogs [1].", passage)
+    assert confirm.evidence(checked, "What breed were the dogs?") == [
+        "Kim gave Putin two dogs at the summit. They were Pungsan hunting dogs."
+    ]
+
+
+def test_a_claim_supported_by_meaning_alone_is_shown_the_whole_passage() -> None:
+    passage = _passage(1, "Putin took the wheel. Kim rode beside him.")
+    checked = _checked("The Russian leader drove [1].", passage)  # no claim word in any sentence
+    assert confirm.evidence(checked, "Who drove?") == ["Putin took the wheel. Kim rode beside him."]
+
+
 def test_markers_that_point_at_no_cited_passage_give_no_evidence() -> None:
-    checked = Checked("The car was an Aurus [3].", [_passage(1, "The car was an Aurus limousine.")], False, 0)
+    checked = _checked("The car was an Aurus [3].", _passage(1, "The car was an Aurus limousine."))
     assert confirm.evidence(checked, "Which car?") == []
 
 
-def test_only_a_reply_that_opens_with_a_refusal_vetoes() -> None:
+def test_only_a_reply_that_opens_with_an_uncited_refusal_vetoes() -> None:
     assert confirm.vetoed("I cannot answer that from the provided")
     assert confirm.vetoed("The passages do not give the names of the dogs.")
     assert not confirm.vetoed("Kim gave Putin Pungsan dogs [1]. I cannot answer the rest.")
+    assert not confirm.vetoed("The treaty does not include a time limit [1].")  # a cited answer
     assert not confirm.vetoed("")
+
+
+# ------------------------------------------------------------------ in the pipeline
 
 
 def _second_look_refuses() -> FakeLLM:
@@ -60,15 +88,27 @@ def test_a_refusal_on_the_second_look_vetoes_the_answer(settings: Settings) -> N
     with make_client(settings, llm) as c:
         wait_ready(c)
         body = c.post("/ask", json={"question": QUESTION}).json()
+        metrics = c.get("/metrics").text
     assert body["refused"] is True and body["answer"] == REFUSAL and body["citations"] == []
     first, second = llm.calls
     shown = re.findall(r"^\[\d+\] (.+)$", second[-1]["content"], re.M)
-    assert shown == [  # the one sentence the answer rests on, not the passages
-        "Kim gave Putin a pair of native Pungsan hunting dogs – the same gift he gave to Moon Jae-in, "
-        "the former South Korean president, in 2018."
-    ]
+    assert shown == [DOG_SENTENCE]  # the one sentence the answer rests on, not the passages
     assert len(re.findall(r"^\[\d+\] ", first[-1]["content"], re.M)) > 1
-    assert body["timings_ms"]["confirm"] >= 0
+    assert second[-1]["content"].endswith(f"Question: {QUESTION}")
+    assert llm.max_tokens == [None, confirm.MAX_TOKENS]
+    assert body["timings_ms"]["confirm"] > 0
+    assert 'citeqa_second_look_total{outcome="vetoed"} 1.0' in metrics
+
+
+def test_a_vetoed_answer_streams_its_words_then_ends_in_a_refusal(settings: Settings) -> None:
+    with make_client(settings, _second_look_refuses()) as c:
+        wait_ready(c)
+        with c.stream("POST", "/ask/stream", json={"question": QUESTION}) as s:
+            events = parse_sse(s.read().decode())
+    names = [name for name, _ in events]
+    assert names[-1] == "done" and set(names[:-1]) == {"token"}
+    assert "Pungsan" in "".join(data["text"] for name, data in events if name == "token")
+    assert events[-1][1]["refused"] is True and events[-1][1]["answer"] == REFUSAL
 
 
 def test_an_answer_the_second_look_confirms_is_kept(settings: Settings) -> None:
@@ -85,7 +125,7 @@ def test_the_second_look_can_be_switched_off(settings: Settings) -> None:
     with make_client(settings.model_copy(update={"confirm_answers": False}), llm) as c:
         wait_ready(c)
         body = c.post("/ask", json={"question": QUESTION}).json()
-    assert body["refused"] is False and len(llm.calls) == 1
+    assert body["refused"] is False and len(llm.calls) == 1 and body["timings_ms"]["confirm"] == 0
 
 
 def test_a_refusal_is_not_looked_at_twice(settings: Settings) -> None:
@@ -94,11 +134,11 @@ def test_a_refusal_is_not_looked_at_twice(settings: Settings) -> None:
         wait_ready(c)
         answerer = c.app.state.citeqa.answerer  # type: ignore[attr-defined]
         done = asyncio.run(answerer.ask(AskRequest(question=QUESTION)))
-    assert done.response.refused and len(llm.calls) == 1
-    assert done.usage.prompt_tokens > 0
+    assert done.response.refused and len(llm.calls) == 1 and done.second_look is None
+    assert done.response.timings_ms.confirm == 0
 
 
-def test_the_second_look_counts_its_tokens(settings: Settings) -> None:
+def test_the_second_look_counts_its_tokens_and_reports_its_reply(settings: Settings) -> None:
     llm = FakeLLM(script=extractive_answer)
     with make_client(settings, llm) as c:
         wait_ready(c)
@@ -107,11 +147,13 @@ def test_the_second_look_counts_its_tokens(settings: Settings) -> None:
         answerer.settings = answerer.settings.model_copy(update={"confirm_answers": False})
         off = asyncio.run(answerer.ask(AskRequest(question=QUESTION)))
     assert not on.response.refused and len(llm.calls) == 3
+    assert on.second_look is not None and on.second_look.outcome == "kept"
+    assert on.second_look.reply.strip() == extractive_answer(llm.calls[1]).strip()  # what the model wrote
     assert on.usage.prompt_tokens > off.usage.prompt_tokens
     assert on.usage.completion_tokens > off.usage.completion_tokens
 
 
-def test_an_upstream_failure_on_the_second_look_is_a_typed_503(settings: Settings) -> None:
+def test_when_the_second_look_fails_the_checked_answer_stands(settings: Settings) -> None:
     replies = iter([DOGS])
 
     def script(messages: Messages) -> str:
@@ -123,5 +165,6 @@ def test_an_upstream_failure_on_the_second_look_is_a_typed_503(settings: Setting
     with make_client(settings, FakeLLM(script=script)) as c:
         wait_ready(c)
         r = c.post("/ask", json={"question": QUESTION})
-        assert c.get("/health").status_code == 200
-    assert r.status_code == 503 and r.json()["error"]["code"] == "llm_unavailable"
+        metrics = c.get("/metrics").text
+    assert r.status_code == 200 and r.json()["refused"] is False and "Pungsan" in r.json()["answer"]
+    assert 'citeqa_second_look_total{outcome="failed"} 1.0' in metrics
