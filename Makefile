@@ -77,7 +77,7 @@ eval-fast: $(BASE_STAMP)  ## retrieval metrics only, no LLM (under a minute)
 eval: model  ## the full quality gate with the embedded default model (under 10 minutes)
 	$(PY) -m pytest evals -q
 
-eval-heldout: model  ## the held-out questions, reported and not gated (about a minute)
+eval-heldout: model  ## the held-out questions, reported and not gated (about 3 minutes)
 	$(PY) -m evals.heldout
 
 bench: model index  ## index build, retrieval and answer latency figures
