@@ -86,7 +86,7 @@ bench: model index  ## index build, retrieval and answer latency figures
 lint:  $(BASE_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy index service
+	$(VENV)/bin/mypy index service evals
 
 format: $(BASE_STAMP)
 	$(VENV)/bin/ruff format .

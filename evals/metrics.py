@@ -167,6 +167,10 @@ def aggregate(outcomes: list[Outcome], with_answers: bool) -> dict[str, float | 
     return agg
 
 
+def _below_one(score: float | None) -> bool:
+    return score is not None and score < 1.0
+
+
 def failing_cases(outcomes: list[Outcome], metric: str) -> list[str]:
     """The questions that pull `metric` down, for the gate's failure message."""
     bad = []
@@ -180,11 +184,7 @@ def failing_cases(outcomes: list[Outcome], metric: str) -> list[str]:
             (metric == "key_fact_accuracy" and s.get("key_facts") == 0.0)
             or (metric == "refusal_accuracy" and s.get("correct_refusal") == 0.0)
             or (metric == "false_refusal_rate" and o.case.answerable and s["refused"])
-            or (
-                metric == "citation_precision"
-                and s.get("citation_precision") is not None
-                and s["citation_precision"] < 1.0
-            )
+            or (metric == "citation_precision" and _below_one(s.get("citation_precision")))
             or (metric == "answers_with_citation" and s.get("has_citation") == 0.0)
             or (metric == "unsupported_citation_rate" and unsupported_citations(o)[0] > 0)
         ):
