@@ -10,7 +10,8 @@ sentence it rests on does answer the question; a sentence that opens with "It" o
 with the sentence before it, so it keeps what it refers to.
 
 Only a refusal counts: the second reply is never shown, and it cannot add or change a claim. If the
-second call fails, the checked answer stands (the outcome is "failed", logged and counted).
+second call fails or takes longer than TIMEOUT, the checked answer stands (the outcome is "failed",
+logged and counted).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from service.citations import Checked, is_refusal, lexical_support, split_answer
 from service.context import Passage
 
 MAX_TOKENS = 10  # "I cannot answer that from the provided": the reply is only read for a refusal
+# Seconds the second look may take (at most CITEQA_LLM_TIMEOUT): it reads about 100 tokens and writes
+# 10, under a second here, so a call still running after this is stuck, and the answer stands.
+TIMEOUT = 15.0
 
 # Openings that lean on the sentence before ("It was made by Aurus.", "They were Pungsan dogs.").
 _LEANS_BACK = re.compile(r"^(?:it|its|they|their|them|he|his|she|her|this|these|those|that|the pair)\b", re.I)

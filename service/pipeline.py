@@ -7,6 +7,7 @@ and take a second look at an answer that passed (service/confirm.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -125,9 +126,11 @@ class Answerer:
             return checked, None
         messages = self.answer_messages(list(enumerate(sentences, start=1)), question)
         try:
-            reply = await complete(self.llm, messages, max_tokens=confirm.MAX_TOKENS)
-        except CiteqaError as exc:
-            log.warning("second look failed, the checked answer stands: %s", exc.message)
+            async with asyncio.timeout(min(confirm.TIMEOUT, self.settings.llm_timeout)):
+                reply = await complete(self.llm, messages, max_tokens=confirm.MAX_TOKENS)
+        except (CiteqaError, TimeoutError) as exc:
+            reason = exc.message if isinstance(exc, CiteqaError) else "no reply in time"
+            log.warning("second look failed, the checked answer stands: %s", reason)
             return checked, confirm.SecondLook("failed")
         usage.prompt_tokens += sum(count_tokens(m["content"]) for m in messages)
         usage.completion_tokens += count_tokens(reply)

@@ -7,6 +7,7 @@ import asyncio
 import re
 
 import numpy as np
+import pytest
 
 from service import confirm
 from service.citations import REFUSAL, Checked
@@ -167,4 +168,28 @@ def test_when_the_second_look_fails_the_checked_answer_stands(settings: Settings
         r = c.post("/ask", json={"question": QUESTION})
         metrics = c.get("/metrics").text
     assert r.status_code == 200 and r.json()["refused"] is False and "Pungsan" in r.json()["answer"]
+    assert 'citeqa_second_look_total{outcome="failed"} 1.0' in metrics
+
+
+def test_a_second_look_that_hangs_is_cut_short_and_the_answer_stands(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(confirm, "TIMEOUT", 0.3)
+    llm = FakeLLM(script=lambda m: DOGS)
+    calls = {"n": 0}
+    original = llm.stream
+
+    async def stream(messages: Messages, *, max_tokens: int | None = None):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            await asyncio.sleep(5)  # the second look hangs; had it been waited for, it would be "kept"
+        async for piece in original(messages, max_tokens=max_tokens):
+            yield piece
+
+    llm.stream = stream  # type: ignore[method-assign]
+    with make_client(settings, llm) as c:
+        wait_ready(c)
+        body = c.post("/ask", json={"question": QUESTION}).json()
+        metrics = c.get("/metrics").text
+    assert body["refused"] is False and "Pungsan" in body["answer"]
     assert 'citeqa_second_look_total{outcome="failed"} 1.0' in metrics
