@@ -72,6 +72,8 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        for outcome in ("kept", "vetoed", "failed"):  # every series exists from the start, at 0
+            self.second_looks.labels(outcome)
 
     def record_answer(
         self,

@@ -62,7 +62,13 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
         embedder.query_backend,
         settings.llm_model,
     )
-    return Answerer(settings, data, retriever, embedder, llm, prompts, gate)
+    answerer = Answerer(settings, data, retriever, embedder, llm, prompts, gate)
+    started = time.perf_counter()
+    # The first retrieval pays one-off costs (ONNX Runtime's first run, the lemma tables): pay them
+    # here, so the first question is as quick as the rest.
+    answerer.passages_for("What do the documents say?", settings.top_k)
+    log.info("retrieval warmed in %.2f s", time.perf_counter() - started)
+    return answerer
 
 
 def load_local_model(settings: Settings, system_prompt: str | None = None) -> None:

@@ -163,6 +163,8 @@ def test_metrics_have_stage_latency_histograms_and_token_counters(client: TestCl
     assert value(after, "citeqa_answers_total") - value(before, "citeqa_answers_total") == 1
     kept = value(after, "citeqa_second_look_total", outcome="kept")
     assert kept - value(before, "citeqa_second_look_total", outcome="kept") == 1
+    for outcome in ("vetoed", "failed"):  # present at 0, so an alert on them has a series to watch
+        assert ("citeqa_second_look_total", (("outcome", outcome),)) in after
 
 
 def test_metrics_count_refusals(client: TestClient, fake_llm: FakeLLM) -> None:
