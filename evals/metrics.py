@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from service.schemas import ran
+
 _WORD = re.compile(r"[a-z0-9]+")
 _MARKER = re.compile(r"\s*\[\d+\]")
 RETRIEVAL_METRICS = ("hit_at_1", "hit_at_5", "recall_at_5", "mrr", "context_recall")
@@ -153,12 +155,7 @@ def aggregate(outcomes: list[Outcome], with_answers: bool) -> dict[str, float | 
     agg["false_refusal_rate"] = float(np.mean([s["refused"] for s in ans])) if ans else None
     agg["errors"] = float(sum(1 for o in outcomes if o.error))
     for stage in ("retrieve", "generate", "confirm", "total"):
-        # a stage that did not run reports 0 (no second look for a refusal): not a latency
-        values = [
-            o.timings_ms[stage]
-            for o in outcomes
-            if stage in o.timings_ms and (stage != "confirm" or o.timings_ms[stage] > 0)
-        ]
+        values = [o.timings_ms[stage] for o in outcomes if ran(stage, o.timings_ms)]
         agg[f"{stage}_ms_p50"] = percentile(values, 50)
         agg[f"{stage}_ms_p95"] = percentile(values, 95)
     judged = [o.judge["faithfulness"] for o in outcomes if "faithfulness" in o.judge]

@@ -16,6 +16,8 @@ import uuid
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.schemas import ran
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -84,7 +86,7 @@ class Metrics:
         second_look: str | None = None,
     ) -> None:
         for stage in ("rewrite", "retrieve", "generate", "confirm", "total"):
-            if stage in timings_ms and (stage not in ("rewrite", "confirm") or timings_ms[stage] > 0):
+            if ran(stage, timings_ms):
                 self.latency.labels(stage).observe(timings_ms[stage] / 1000)
         self.tokens.labels("in").inc(prompt_tokens)
         self.tokens.labels("out").inc(completion_tokens)

@@ -176,7 +176,7 @@ class Answerer:
                 if s.confirm_answers and not checked.refused:
                     checked, look = await self.second_look(question, checked, usage)
         else:
-            checked = citations.check("", passages)
+            checked = citations.Checked.refusal()
             t_generate = time.perf_counter()
         t_confirm = time.perf_counter() if look else t_generate
 

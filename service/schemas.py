@@ -53,6 +53,16 @@ class Timings(BaseModel):
     total: float
 
 
+# Stages that run only for some questions (a follow-up's rewrite, the second look at an answer):
+# 0 means the stage did not run, not that it took no time.
+OPTIONAL_STAGES = frozenset({"rewrite", "confirm"})
+
+
+def ran(stage: str, timings_ms: dict[str, float]) -> bool:
+    """True when `timings_ms` holds a latency for `stage`."""
+    return stage in timings_ms and (stage not in OPTIONAL_STAGES or timings_ms[stage] > 0)
+
+
 class AskResponse(BaseModel):
     answer: str
     refused: bool
