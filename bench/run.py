@@ -72,8 +72,9 @@ def bench_retrieval(tmp: Path) -> None:
     from index import store
     from index.builder import build
     from index.embedder import SentenceTransformerEmbedder
-    from service.context import Budget, select_passages
-    from service.retrieval import HybridRetriever
+    from service.answer.context import Budget, select_passages
+    from service.answer.question import Question
+    from service.answer.retrieval import HybridRetriever
     from service.settings import Settings
 
     s = Settings(index_dir=tmp / "index-seeds")
@@ -94,7 +95,7 @@ def bench_retrieval(tmp: Path) -> None:
         t0 = time.perf_counter()
         result = retriever.retrieve(q, s.top_k)
         t1 = time.perf_counter()
-        select_passages(data, result, q, budget, retriever.bm25.idf)
+        select_passages(data, result, Question.read(q), budget, retriever.rarity)
         t2 = time.perf_counter()
         retrieve_ms.append((t1 - t0) * 1000)
         context_ms.append((t2 - t1) * 1000)
@@ -107,11 +108,11 @@ def bench_retrieval(tmp: Path) -> None:
 
 def bench_answers(tmp: Path, n: int) -> None:
     from index.builder import build
-    from service.gate import LLMGate
-    from service.pipeline import Done, Token
+    from service.answer.loading import load_answerer
+    from service.answer.pipeline import Done, Token
+    from service.llm.queue import LLMGate
     from service.schemas import AskRequest
     from service.settings import Settings
-    from service.state import load_answerer
 
     s = Settings(index_dir=tmp / "index-answers")
     from index.embedder import SentenceTransformerEmbedder

@@ -94,25 +94,26 @@ class InProcess:
         self.with_llm = with_llm
         self.answerer: Any = None
         if with_llm:
-            from service.gate import LLMGate
-            from service.state import load_answerer
+            from service.answer.loading import load_answerer
+            from service.llm.queue import LLMGate
 
             self.answerer = load_answerer(self.settings, LLMGate(1, 1000))
             self.data, self.retriever = self.answerer.data, self.answerer.retriever
         else:
             from index import store
-            from service.retrieval import HybridRetriever
+            from service.answer.retrieval import HybridRetriever
 
             self.data = store.load(self.settings.index_dir)
             self.retriever = HybridRetriever(self.data, self.embedder, rrf_k=self.settings.rrf_k)
 
     def run(self, case: Case) -> Outcome:
-        from service.context import Budget, gather_context
+        from service.answer.context import Budget, gather_context
+        from service.answer.question import Question
         from service.schemas import AskRequest
 
         s = self.settings
         passages = gather_context(
-            self.data, self.retriever, case.question, s.top_k, Budget.from_settings(s), self.retriever.bm25.idf
+            self.data, self.retriever, Question.read(case.question), s.top_k, Budget.from_settings(s)
         )
         outcome = Outcome(
             case,
@@ -165,7 +166,7 @@ class OverHttp:
 
 def judge(outcomes: list[Outcome], model: str) -> None:
     """Optional LLM-as-judge faithfulness (only when CITEQA_JUDGE_MODEL names a model)."""
-    from service.llm import LiteLLMClient, complete
+    from service.llm.client import LiteLLMClient, complete
     from service.settings import Settings
 
     client = LiteLLMClient(Settings(llm_model=model, llm_max_tokens=5))

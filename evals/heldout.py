@@ -5,7 +5,7 @@
 The main set (`evals/data/qa.jsonl`) is what changes are measured and tuned against, so its figures
 flatter the system a little. These questions (`evals/data/heldout.jsonl`) were written without
 seeing the main set, in two batches: after the 2026-11-24 tuning, and after the second look
-(service/confirm.py) was built. Over four short articles many of them ask for the
+(service/answer/second_look.py) was built. Over four short articles many of them ask for the
 same facts in other words, which is still a check: a gain that only held for the main set's wording
 would not show here. Keep them out of tuning: decide a change on the main set, then look here.
 The run is reported (`evals/report/heldout/latest.json` and `.md`), not gated.

@@ -34,7 +34,7 @@ class Outcome:
     context: str | None = None  # the passages the LLM is shown (in-process runs only)
     answer: str | None = None
     model_output: str | None = None  # what the LLM wrote before the citation check (in-process runs only)
-    second_look: str | None = None  # "kept", "vetoed" or "failed": see service/confirm.py (in-process only)
+    second_look: str | None = None  # "kept", "vetoed" or "failed": see service/answer/second_look.py (in-process only)
     refused: bool | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)

@@ -19,6 +19,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from evals import harness
     from evals.metrics import answer_scores
+    from service.answer.question import Question
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ids", nargs="*")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for case_id in ids:
             case = cases[case_id]
             raw.clear()
-            passages = answerer.passages_for(case.question, runner.settings.top_k)
+            passages = answerer.passages_for(Question.read(case.question), runner.settings.top_k)
             outcome = runner.run(case)
             print(f"=== {case.id} ({'answerable' if case.answerable else 'UNANSWERABLE'}): {case.question}")
             print(f"reference: {case.reference}")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  [{p.number}] ({p.score:.2f} {p.source.split('/')[-1]}:{p.start_line}) {p.text}")
             print(f"raw: {raw[0] if raw else '(no LLM call)'}")
             if len(raw) > 1:
-                print(f"second look (service/confirm.py): {raw[1]}")
+                print(f"second look (service/answer/second_look.py): {raw[1]}")
             print(f"out: {'(refused) ' if outcome.refused else ''}{outcome.answer or outcome.error}")
             print(f"cited: {[c['source'].split('/')[-1] for c in outcome.citations]}  gold: {case.gold_sources}")
             print(f"scores: {answer_scores(outcome)}\n")

@@ -11,32 +11,11 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from index.documents import Document
+from index.sentences import Span, split_sentences
 from index.tokens import get_encoding
-
-# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace,
-# or at a line break (paragraph or heading).
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*(?=\s)|(?=\n)")
-# A period after an initial ("Gennady S."), a dotted acronym ("U.S.") or a title ("Dr.") does not
-# end a sentence when the text goes on in the same line.
-_NOT_AN_END = re.compile(
-    r"(?:\b[A-Z]|\b(?:[A-Za-z]\.)+[A-Za-z]|\b(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|Gen|Col|Lt|Capt|Sgt|Gov|Sen|Rep|"
-    r"Rev|Hon|No|vs|approx|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec))\.$"
-)
-
-
-def is_abbreviation_end(text: str, end: int) -> bool:
-    """True when the period just before `end` closes an initial, acronym or title, not a sentence."""
-    return bool(_NOT_AN_END.search(text, max(0, end - 12), end))
-
 
 # Bump when splitting or chunking changes, so existing indexes are rebuilt rather than mixed.
 CHUNKER_VERSION = 2
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
 
 
 @dataclass
@@ -58,28 +37,6 @@ class Chunk:
         first = self.text.count("\n", 0, start)
         last = self.text.count("\n", 0, max(start, end - 1))
         return self.lines[min(first, len(self.lines) - 1)], self.lines[min(last, len(self.lines) - 1)]
-
-
-def split_sentences(text: str) -> list[Span]:
-    """Sentence spans over `text`, trimmed of surrounding whitespace, never empty."""
-    spans: list[Span] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        if text[end : end + 1] != "\n" and is_abbreviation_end(text, end):
-            continue
-        if end > start:
-            spans.append(Span(start, end))
-            start = end
-    spans.append(Span(start, len(text)))
-    trimmed = []
-    for span in spans:
-        piece = text[span.start : span.end]
-        lead = len(piece) - len(piece.lstrip())
-        tail = len(piece.rstrip())
-        if tail > lead:
-            trimmed.append(Span(span.start + lead, span.start + tail))
-    return trimmed
 
 
 def _hard_split(text: str, span: Span, max_tokens: int) -> list[Span]:

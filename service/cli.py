@@ -68,7 +68,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_model(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from service.modelfiles import ModelFileError, prepare, spec_for
+    from service.llm.model_files import ModelFileError, prepare, spec_for
 
     settings = _settings()
     name = args.name or (settings.llm_model.split("/", 1)[1] if settings.uses_local_model else "qwen2.5-coder-1.5b")
@@ -87,9 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from index.store import IndexLoadError
-    from service.app import create_app
-    from service.observability import configure_logging
-    from service.state import check_index
+    from service.answer.loading import check_index
+    from service.api.app import create_app
+    from service.api.observability import configure_logging
 
     settings = _settings(host=args.host, port=args.port)
     configure_logging(settings.log_level)
@@ -110,11 +110,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from index.store import IndexLoadError
+    from service.answer.loading import load_answerer
     from service.errors import CiteqaError
-    from service.gate import LLMGate
-    from service.modelfiles import ModelFileError
+    from service.llm.model_files import ModelFileError
+    from service.llm.queue import LLMGate
     from service.schemas import AskRequest
-    from service.state import load_answerer
 
     settings = _settings()
     try:

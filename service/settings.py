@@ -5,6 +5,7 @@ Bad values fail at start-up with a message naming the setting, not on the first 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,6 +15,28 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCAL_PROVIDER = "citeqa"
 DEFAULT_LLM = f"{LOCAL_PROVIDER}/qwen2.5-coder-1.5b"
+
+
+_UNITS = {
+    "second": 1,
+    "sec": 1,
+    "s": 1,
+    "minute": 60,
+    "min": 60,
+    "m": 60,
+    "hour": 3600,
+    "h": 3600,
+    "day": 86400,
+}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """'3/minute' -> (3, 60.0); '10/5s' -> (10, 5.0)."""
+    match = _RATE.match(text.lower())
+    if not match or match.group(3) not in _UNITS or int(match.group(1)) < 1:
+        raise ValueError(f"rate limit {text!r} must look like '3/minute', '10/second' or '100/hour'")
+    return int(match.group(1)), float(_UNITS[match.group(3)] * int(match.group(2) or 1))
 
 
 class Settings(BaseSettings):
@@ -45,7 +68,7 @@ class Settings(BaseSettings):
     llm_max_concurrency: int = Field(1, ge=1, le=64)
     llm_queue_size: int = Field(8, ge=0, le=1000)
     # Ask again with only the sentences an answer rests on; a refusal there vetoes the answer
-    # (service/confirm.py). Costs one short extra LLM call per answer.
+    # (service/answer/second_look.py). Costs one short extra LLM call per answer.
     confirm_answers: bool = True
 
     # Embedded local model (used when llm_model starts with "citeqa/")
@@ -95,8 +118,6 @@ class Settings(BaseSettings):
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
         if value:
-            from service.ratelimit import parse_rate  # validation only; no import cycle at load
-
             parse_rate(value)
         return value or None
 

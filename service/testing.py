@@ -1,20 +1,28 @@
-"""Test doubles shipped next to the real thing: a scripted LLM and a loader that wires the real
-pipeline to the hashing embedder, so tests and the load test run without any model weights."""
+"""Test doubles shipped next to the real thing, so tests and the load test run without any model
+weights: a scripted LLM (`FakeLLM`, called in-process), a fake OpenAI-compatible server on loopback
+that can answer, hang, stall or send garbage (`FakeOpenAI`, for the real litellm client), and a
+loader that wires the real pipeline to the hashing embedder."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import socket
+import threading
 from collections.abc import AsyncIterator, Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from index import store
 from index.builder import build
 from index.embedder import HashingEmbedder
-from service.gate import LLMGate
-from service.pipeline import Answerer
-from service.prompts import Prompts
-from service.retrieval import HybridRetriever
+from index.sentences import split_sentences
+from service.answer.pipeline import Answerer
+from service.answer.prompts import Prompts
+from service.answer.retrieval import HybridRetriever
+from service.llm.queue import LLMGate
 from service.settings import Settings
 
 Messages = list[dict[str, str]]
@@ -28,7 +36,9 @@ def extractive_answer(messages: Messages) -> str:
     if not passages:
         return "I cannot answer that from the provided sources."
     number, text = passages[0]
-    sentence = re.split(r"(?<=[.!?])\s", text.strip())[0].rstrip(".!?")
+    text = text.strip()
+    first = split_sentences(text)[0]
+    sentence = text[first.start : first.end].rstrip(".!?")
     return f"{sentence} [{number}]."
 
 
@@ -72,6 +82,157 @@ class FakeLLM:
                 await asyncio.sleep(self.delay)
             self.pieces_sent += 1
             yield piece
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The events of a server-sent event stream, as (event name, JSON data) pairs."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        if not block.strip():
+            continue
+        event, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        events.append((event, json.loads("\n".join(data))))
+    return events
+
+
+class FakeOpenAI:
+    """POST /v1/chat/completions on a free loopback port. `mode` picks the behaviour:
+    ok | slow (streams a word every `word_delay` s) | hang (no response at all) | stall (headers and
+    one chunk, then nothing) | not_json | sse_garbage | wrong_shape | http500 | http401 | drop."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.word_delay = 0.0
+        self.requests: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # /v1/models, for completeness
+                self._send(200, "application/json", json.dumps({"object": "list", "data": []}).encode())
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append(body)
+                getattr(self, f"_{fake.mode}")(body)
+
+            def _send(self, status: int, ctype: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _chunk(self, content: str | None, finish: str | None = None) -> bytes:
+                delta = {"content": content} if content is not None else {}
+                chunk = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "fake",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+                return f"data: {json.dumps(chunk)}\n\n".encode()
+
+            def _start_stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+
+            def _ok(self, body: dict[str, Any]) -> None:
+                text = extractive_answer(body["messages"])
+                if not body.get("stream"):
+                    reply = {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "fake",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                    }
+                    self._send(200, "application/json", json.dumps(reply).encode())
+                    return
+                self._start_stream()
+                for word in text.split(" "):
+                    if fake.word_delay and fake.release.wait(fake.word_delay):
+                        break
+                    self.wfile.write(self._chunk(word + " "))
+                    self.wfile.flush()
+                self.wfile.write(self._chunk(None, "stop") + b"data: [DONE]\n\n")
+                self.close_connection = True
+
+            def _slow(self, body: dict[str, Any]) -> None:
+                self._ok(body)
+
+            def _hang(self, body: dict[str, Any]) -> None:
+                fake.release.wait(30)
+                self.close_connection = True
+
+            def _stall(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self.wfile.write(self._chunk("Kim "))
+                self.wfile.flush()
+                fake.release.wait(30)
+                self.close_connection = True
+
+            def _not_json(self, body: dict[str, Any]) -> None:
+                self._send(200, "application/json", b"<html>this is not json</html>")
+
+            def _sse_garbage(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self.wfile.write(b"data: this is not json {{{\n\n")
+                self.close_connection = True
+
+            def _wrong_shape(self, body: dict[str, Any]) -> None:
+                self._start_stream()
+                self.wfile.write(b'data: {"foo": 1, "choices": "nope"}\n\ndata: [DONE]\n\n')
+                self.close_connection = True
+
+            def _http500(self, body: dict[str, Any]) -> None:
+                self._send(500, "text/html", b"<html><body>Internal Server Error</body></html>")
+
+            def _http401(self, body: dict[str, Any]) -> None:
+                self._send(401, "application/json", json.dumps({"error": {"message": "bad key"}}).encode())
+
+            def _drop(self, body: dict[str, Any]) -> None:
+                self.close_connection = True  # close the socket without a response
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def build_fake_index(settings: Settings) -> store.IndexData:

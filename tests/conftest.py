@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import Settings
 from service.testing import FakeLLM, build_fake_index, fake_loader, fake_settings
 

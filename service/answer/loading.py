@@ -1,0 +1,79 @@
+"""How the real answerer is put together: the index, the embedder, the prompts and the LLM (the
+embedded model read in first, when it is the one configured).
+
+`load_answerer` is the loader `create_app` uses by default; tests pass their own (see
+`service.testing.fake_loader`), so no unit test touches model weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from service.answer.pipeline import Answerer
+from service.answer.question import Question
+from service.llm.queue import LLMGate
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[Settings, LLMGate], Answerer]
+
+
+def check_index(settings: Settings) -> None:
+    """Fail fast, before serving, when the index is missing or damaged (the message names the fix)."""
+    from index import store
+
+    store.load(settings.index_dir)
+
+
+def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
+    from index import store
+    from index.embedder import SentenceTransformerEmbedder
+    from service.answer.prompts import Prompts
+    from service.answer.retrieval import HybridRetriever
+    from service.llm.client import LiteLLMClient
+
+    prompts = Prompts.load()
+    data = store.load(settings.index_dir)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, query_backend=settings.query_encoder)
+    if data.manifest.embedding_model != embedder.name or data.manifest.dim != embedder.dim:
+        raise store.IndexLoadError(
+            f"index was built with {data.manifest.embedding_model!r} but the service uses {embedder.name!r}: "
+            "run `citeqa index`"
+        )
+    if settings.uses_local_model:
+        load_local_model(settings, system_prompt=prompts["answer_system"].render())
+    llm = LiteLLMClient(settings)
+    retriever = HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
+    log.info(
+        "loaded index (%d chunks), query encoder %s, model %s",
+        len(data.chunks),
+        embedder.query_backend,
+        settings.llm_model,
+    )
+    answerer = Answerer(settings, data, retriever, embedder, llm, prompts, gate)
+    started = time.perf_counter()
+    # The first retrieval pays one-off costs (ONNX Runtime's first run, the lemma tables): pay them
+    # here, so the first question is as quick as the rest.
+    answerer.passages_for(Question.read("What do the documents say?"), settings.top_k)
+    log.info("retrieval warmed in %.2f s", time.perf_counter() - started)
+    return answerer
+
+
+def load_local_model(settings: Settings, system_prompt: str | None = None) -> None:
+    from service.llm.client import register_local_provider
+    from service.llm.embedded import LocalLlama
+    from service.llm.model_files import ModelFileError, cached_model, spec_for
+
+    spec = spec_for(settings.llm_model.split("/", 1)[1])
+    path = cached_model(spec, settings.model_dir)
+    if path is None:
+        raise ModelFileError(f"local model {spec.name} is not prepared in {settings.model_dir}: run `citeqa model`")
+    local = LocalLlama(path, n_ctx=settings.local_n_ctx, n_threads=settings.local_n_threads)
+    if system_prompt:
+        started = time.perf_counter()
+        local.warm(system_prompt)
+        log.info("system prompt read into the model's prefix cache in %.1f s", time.perf_counter() - started)
+    register_local_provider(local)

@@ -1,0 +1,98 @@
+"""Hybrid retrieval: dense (FAISS inner product) and lexical (BM25) rankings fused by reciprocal
+rank fusion. Dense finds paraphrases; BM25 finds rare names and numbers that embeddings blur."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from index.chunking import Chunk
+from index.embedder import Embedder
+from index.store import IndexData
+from service.answer.words import Rarity, content_words
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    chunk: Chunk
+    dense: float  # cosine similarity of question and chunk
+    fused: float  # reciprocal-rank-fusion score used for ordering
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    query_vector: np.ndarray
+
+
+class Retriever(Protocol):
+    """Finds the chunks for a question, and knows how rare each word is in the corpus (the
+    context selector and the citation check weigh words by it)."""
+
+    @property
+    def rarity(self) -> Rarity: ...
+
+    def retrieve(self, question: str, top_k: int) -> Retrieval: ...
+
+
+class BM25:
+    def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.lengths = np.array([len(d) for d in docs], dtype=np.float32)
+        self.avg = float(self.lengths.mean()) if len(docs) else 0.0
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        for i, doc in enumerate(docs):
+            for term, tf in Counter(doc).items():
+                self.postings.setdefault(term, []).append((i, tf))
+        n = len(docs)
+        self.idf = Rarity({t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()})
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        out = np.zeros(len(self.lengths), dtype=np.float32)
+        for term in set(terms):
+            for i, tf in self.postings.get(term, ()):
+                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[i] / (self.avg or 1))
+                out[i] += self.idf[term] * tf * (self.k1 + 1) / norm
+        return out
+
+
+class HybridRetriever:
+    def __init__(self, data: IndexData, embedder: Embedder, rrf_k: int = 60, candidates: int = 30) -> None:
+        self.data = data
+        self.embedder = embedder
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self.bm25 = BM25([content_words(c.text) for c in data.chunks])
+
+    @property
+    def rarity(self) -> Rarity:
+        return self.bm25.idf
+
+    def retrieve(self, question: str, top_k: int) -> Retrieval:
+        query = self.embedder.encode_query(question)
+        n = len(self.data.chunks)
+        if n == 0:
+            return Retrieval([], query)
+        depth = min(n, max(self.candidates, top_k))
+        sims, ids = self.data.faiss_index.search(query.reshape(1, -1).astype(np.float32), depth)
+        dense_rank = [int(i) for i in ids[0] if i >= 0]
+        dense_score = {int(i): float(s) for i, s in zip(ids[0], sims[0], strict=False) if i >= 0}
+        lexical = self.bm25.scores(content_words(question))
+        lexical_rank = [int(i) for i in np.argsort(-lexical)[:depth] if lexical[i] > 0]
+        fused: dict[int, float] = {}
+        for ranking in (dense_rank, lexical_rank):
+            for rank, i in enumerate(ranking):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (self.rrf_k + rank + 1)
+        best = sorted(fused, key=lambda i: -fused[i])[:top_k]
+        hits = []
+        for i in best:
+            dense = dense_score.get(i)
+            if dense is None:
+                dense = float(self.data.chunk_vectors[i] @ query)
+            hits.append(Hit(i, self.data.chunks[i], dense, fused[i]))
+        return Retrieval(hits, query)

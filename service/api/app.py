@@ -1,0 +1,82 @@
+"""The FastAPI app factory. Its lifespan checks the index, then loads the embedder, index, prompts
+and LLM once, in the background, so /health answers at once and /ready turns 200 when loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from service.answer.loading import Loader, check_index, load_answerer
+from service.api import error_responses
+from service.api.body_limit import BodyLimitMiddleware
+from service.api.observability import Metrics, RequestContextMiddleware
+from service.api.rate_limit import RateLimiter
+from service.api.routes import router
+from service.api.state import AppState
+from service.api.widget import router as widget_router
+from service.llm.queue import LLMGate
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, loader: Loader | None = None, check: bool = True) -> FastAPI:
+    """`loader` builds the Answerer (tests pass fakes); `check` validates the index up front so a
+    missing or damaged index stops start-up with a message naming the fix."""
+    settings = settings or get_settings()
+    load = loader or load_answerer
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState(
+            settings=settings,
+            gate=LLMGate(settings.llm_max_concurrency, settings.llm_queue_size),
+            metrics=metrics,
+            rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
+        )
+        app.state.citeqa = state
+        if check and loader is None:
+            check_index(settings)
+
+        async def load_in_background() -> None:
+            try:
+                state.answerer = await asyncio.to_thread(load, settings, state.gate)
+                state.status, state.detail = "ok", None
+            except Exception as exc:  # reported by /ready and the log; the process stays up
+                log.exception("loading failed")
+                state.status, state.detail = "failed", f"{type(exc).__name__}: {exc}"
+
+        task = asyncio.create_task(load_in_background())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    metrics = Metrics()
+    app = FastAPI(
+        title="citeqa",
+        version="0.1.0",
+        summary="Questions answered from your documents, with a citation to the source file behind every claim.",
+        lifespan=lifespan,
+    )
+    error_responses.install(app)
+    app.include_router(router)
+    app.include_router(widget_router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    # Added last is outermost: the request id and access log wrap the body limit's 413s too.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

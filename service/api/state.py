@@ -1,0 +1,26 @@
+"""What the app holds while it runs: one typed value on `app.state.citeqa`, set up by the lifespan.
+
+The answerer arrives in the background (see `service.api.app`): until then `status` says
+"loading", and "failed" with a `detail` if loading raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.answer.pipeline import Answerer
+from service.api.observability import Metrics
+from service.api.rate_limit import RateLimiter
+from service.llm.queue import LLMGate
+from service.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    gate: LLMGate
+    metrics: Metrics
+    rate_limiter: RateLimiter | None = None  # None when CITEQA_RATE_LIMIT is empty
+    answerer: Answerer | None = None
+    status: str = "loading"  # loading | ok | failed
+    detail: str | None = None

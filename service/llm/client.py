@@ -1,0 +1,185 @@
+"""The one module that talks to litellm. Every model call, local or hosted, goes through here.
+
+The embedded model is registered as a litellm custom provider (`citeqa/<model>`), so switching to
+OpenAI, Anthropic, Ollama or vLLM is a change of `CITEQA_LLM_MODEL` (and API base/key) only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not try the network
+
+import litellm
+from litellm.litellm_core_utils import default_encoding  # noqa: F401  (offline tiktoken files)
+from litellm.llms.custom_llm import CustomLLM, CustomLLMError
+
+from service.errors import CiteqaError, LLMBadResponse, LLMTimeout, LLMUnavailable
+from service.llm.embedded import LocalLlama
+from service.settings import LOCAL_PROVIDER, Settings
+
+litellm.telemetry = False
+litellm.suppress_debug_info = True
+
+Messages = list[dict[str, str]]
+
+
+class LLM(Protocol):
+    """What the pipeline needs from a model: a stream of text pieces for a chat prompt."""
+
+    name: str
+
+    def stream(self, messages: Messages, *, max_tokens: int | None = None) -> AsyncIterator[str]: ...
+
+
+async def complete(llm: LLM, messages: Messages, *, max_tokens: int | None = None) -> str:
+    return "".join([piece async for piece in llm.stream(messages, max_tokens=max_tokens)])
+
+
+class LocalProvider(CustomLLM):
+    """Adapts the in-process llama.cpp model to litellm's custom-provider interface."""
+
+    def __init__(self, backend: LocalLlama) -> None:
+        super().__init__()
+        self.backend = backend
+
+    async def astreaming(self, *args: Any, **kwargs: Any) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
+        messages = kwargs["messages"]
+        params = kwargs.get("optional_params") or {}
+        max_tokens = int(params.get("max_tokens") or params.get("max_completion_tokens") or 256)
+        temperature = float(params.get("temperature") or 0.0)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+
+        def put(item: tuple[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # loop closed: nobody is listening any more
+                stop.set()
+
+        def work() -> None:
+            try:
+                for piece in self.backend.stream(messages, max_tokens, temperature, stop):
+                    put(("text", piece))
+                put(("end", None))
+            except Exception as exc:  # handed to the awaiting coroutine, never lost
+                put(("error", exc))
+
+        threading.Thread(target=work, name="citeqa-llama", daemon=True).start()
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "error":
+                    raise CustomLLMError(status_code=500, message=f"local model failed: {value}")
+                done = kind == "end"
+                yield {
+                    "text": "" if done else value,
+                    "is_finished": done,
+                    "finish_reason": "stop" if done else "",
+                    "usage": None,
+                    "index": 0,
+                    "tool_use": None,
+                }
+                if done:
+                    return
+        finally:
+            stop.set()  # the consumer went away (client disconnected, timeout): stop decoding
+
+    async def acompletion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
+        text = "".join([chunk["text"] async for chunk in self.astreaming(*args, **kwargs)])
+        response: litellm.ModelResponse = kwargs["model_response"]
+        response.choices[0].message.content = text  # type: ignore[union-attr]
+        response.model = kwargs.get("model", "")
+        return response
+
+
+def register_local_provider(backend: LocalLlama) -> None:
+    litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p.get("provider") != LOCAL_PROVIDER] + [
+        {"provider": LOCAL_PROVIDER, "custom_handler": LocalProvider(backend)}
+    ]
+    litellm.utils.custom_llm_setup()
+
+
+def _map_error(exc: Exception, timeout: float) -> CiteqaError:
+    if isinstance(exc, CiteqaError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)):
+        return LLMTimeout(f"the LLM did not answer within {timeout:g} s")
+    if isinstance(
+        exc,
+        (
+            litellm.APIConnectionError,
+            litellm.ServiceUnavailableError,
+            litellm.InternalServerError,
+            litellm.AuthenticationError,
+            litellm.RateLimitError,
+            litellm.NotFoundError,
+            litellm.PermissionDeniedError,
+        ),
+    ):
+        return LLMUnavailable(f"the LLM is unavailable: {type(exc).__name__}: {str(exc)[:300]}")
+    return LLMBadResponse(f"the LLM call failed: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+class LiteLLMClient:
+    def __init__(self, settings: Settings) -> None:
+        self.name = settings.llm_model
+        self._settings = settings
+
+    async def stream(self, messages: Messages, *, max_tokens: int | None = None) -> AsyncIterator[str]:
+        s = self._settings
+        deadline = time.monotonic() + s.llm_timeout
+        kwargs: dict[str, Any] = {
+            "model": s.llm_model,
+            "messages": messages,
+            "temperature": s.llm_temperature,
+            "max_tokens": max_tokens or s.llm_max_tokens,
+            "timeout": s.llm_timeout,
+            "stream": True,
+            "num_retries": 0,
+        }
+        if s.llm_api_base:
+            kwargs["api_base"] = s.llm_api_base
+        if s.llm_api_key:
+            kwargs["api_key"] = s.llm_api_key.get_secret_value()
+        response = None
+        wrote = False
+        try:
+            async with asyncio.timeout(s.llm_timeout):
+                response = await litellm.acompletion(**kwargs)
+            iterator = response.__aiter__()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LLMTimeout(f"the LLM did not finish within {s.llm_timeout:g} s")
+                try:
+                    async with asyncio.timeout(remaining):
+                        chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    if not wrote:  # e.g. a 200 whose body is not a completion at all
+                        raise LLMBadResponse("the LLM returned an empty completion") from None
+                    return
+                try:
+                    piece = chunk.choices[0].delta.content
+                except (AttributeError, IndexError) as exc:
+                    raise LLMBadResponse(f"the LLM sent a malformed chunk: {str(chunk)[:200]}") from exc
+                if piece:
+                    wrote = True
+                    yield piece
+        except (GeneratorExit, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise _map_error(exc, s.llm_timeout) from exc
+        finally:
+            closer = getattr(getattr(response, "completion_stream", None), "aclose", None)
+            if closer is not None:
+                # closing a stream that already failed must not mask the error
+                with contextlib.suppress(Exception):
+                    await closer()

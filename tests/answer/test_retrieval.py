@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index import store
+from index.embedder import HashingEmbedder
+from service.answer.context import Budget, select_passages
+from service.answer.question import Part, Question
+from service.answer.retrieval import BM25, HybridRetriever
+
+
+@pytest.fixture(scope="module")
+def retriever(index_dir: Path) -> HybridRetriever:
+    return HybridRetriever(store.load(index_dir), HashingEmbedder())
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("What breed of dog did Kim give Putin?", "seeds/000_cfe940b0310ddd85.txt"),
+        ("Which automaker manufactured the limousine?", "seeds/002_7715699ff9905d8f.txt"),
+        ("Who is the Russian ambassador to Vietnam?", "seeds/003_e8f2ea9f2bcaae22.txt"),
+        ("How long did Putin speak with Kim face-to-face?", "seeds/001_061305c6860d8c50.txt"),
+    ],
+)
+def test_known_questions_find_their_file(retriever: HybridRetriever, question: str, source: str) -> None:
+    hits = retriever.retrieve(question, top_k=5).hits
+    assert source in {h.chunk.source for h in hits}
+
+
+def test_context_stays_within_budget_and_keeps_the_answer(retriever: HybridRetriever) -> None:
+    from index.tokens import count_tokens
+
+    q = "Which native hunting dogs did Kim give to Putin?"
+    passages = select_passages(
+        retriever.data,
+        retriever.retrieve(q, 5),
+        Question.read(q),
+        Budget(max_tokens=120, max_sentences=6),
+        retriever.rarity,
+    )
+    assert sum(count_tokens(p.text) for p in passages) <= 120
+    assert any("Pungsan" in p.text for p in passages)
+    assert [p.number for p in passages] == list(range(1, len(passages) + 1))
+
+
+def test_bm25_prefers_rare_terms() -> None:
+    bm = BM25([["putin", "kim"], ["putin", "pungsan"], ["kim", "car"]])
+    scores = bm.scores(["pungsan"])
+    assert scores.argmax() == 1 and scores[0] == 0
+
+
+def _one_chunk(sentences: list[str], cosines: list[float]):  # type: ignore[no-untyped-def]
+    """A one-chunk retrieval whose sentences have exactly these cosines with the question."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from index.chunking import Chunk, Span
+    from service.answer.retrieval import Hit, Retrieval
+
+    text = " ".join(sentences)
+    spans, start = [], 0
+    for s in sentences:
+        spans.append(Span(start, start + len(s)))
+        start += len(s) + 1
+    chunk = Chunk("seeds/a.txt", text, 0, len(text), 1, 1, sentences=spans)
+    rows = np.array([[c, float(np.sqrt(1 - c**2))] for c in cosines], np.float32)
+    data = SimpleNamespace(sentence_rows=lambda chunk_id: rows, chunks=[chunk])
+    return data, Retrieval([Hit(0, chunk, 0.6, 1.0)], np.array([1.0, 0.0], np.float32))
+
+
+def test_a_heading_close_to_the_question_loses_to_the_sentence_that_answers_it() -> None:
+    """Page furniture ("North Korea and its hospitality.", "Article Image") embeds close to any
+    question on its subject; the sentence that says something wins unless it is much further off."""
+    from service.answer.context import score_sentences
+
+    sentences = [
+        "North Korea and its hospitality.",
+        "North Korea provides Russia with badly needed munitions.",
+        "Photo.",
+    ]
+    data, retrieval = _one_chunk(sentences, [0.67, 0.60, 0.66])
+    ranked = score_sentences(data, retrieval, Part.read("What does North Korea supply to Russia?"))
+    assert ranked[0].text == sentences[1]
+    assert ranked[-1].text == "Photo."
+    assert [round(c.cosine, 2) for c in ranked] == [0.60, 0.67, 0.66]  # the cosine shown stays the model's
+
+
+def test_the_margin_keeps_distractors_far_below_the_best_sentence_out_of_the_context() -> None:
+    from service.answer.context import select_context
+
+    sentences = [
+        "Kim fed a horse as Putin stroked its head.",
+        "Putin rode a horse while shirtless.",
+        "The horse was white and fed daily.",
+    ]
+    data, retrieval = _one_chunk(sentences, [0.81, 0.50, 0.70])
+    question = "What happened at the stable?"  # no word shared: scores are the cosines
+
+    def texts(margin: float | None) -> list[str]:
+        passages = select_context(data, [(retrieval, Part.read(question))], Budget(200, 6, margin))  # type: ignore[arg-type]
+        return [p.text for p in passages]
+
+    assert texts(None) == [" ".join(sentences)]  # no margin: all three, one contiguous passage
+    assert texts(0.2) == [sentences[0], sentences[2]]  # 0.50 is more than 0.2 below 0.81
+    assert texts(0.0) == [sentences[0]]
+
+
+def test_each_part_of_a_compound_question_keeps_its_own_best_under_the_margin() -> None:
+    from service.answer.context import select_context
+
+    data_a, first = _one_chunk(["Kim met Putin at Sunan airport.", "Sunan lies north of the city."], [0.9, 0.3])
+    data_b, second = _one_chunk(["Putin then flew on to Hanoi."], [0.4])
+    data_a.chunks.append(data_b.chunks[0])
+    second.hits[0].chunk_id = 1
+    rows = {0: data_a.sentence_rows(0), 1: data_b.sentence_rows(0)}
+    data_a.sentence_rows = rows.__getitem__
+    parts = [(first, Part.read("Which airport did he land at?")), (second, Part.read("Which city did he fly to next?"))]
+    passages = select_context(data_a, parts, Budget(200, 6, margin=0.1))  # type: ignore[arg-type]
+    # the second part's best (0.4) is far under the first's (0.9) but is its own part's best
+    assert [p.text for p in passages] == ["Kim met Putin at Sunan airport.", "Putin then flew on to Hanoi."]
+
+
+def test_a_question_word_meets_its_other_forms_in_a_sentence() -> None:
+    """'fed' in the question is 'feeding' in the sentence that answers it: the lexical bonus
+    matches lemmas, so the answer outranks a sentence that only shares the names."""
+    from service.answer.context import score_sentences
+
+    sentences = ["Kim was pictured feeding a horse as Putin stroked its head.", "Putin rode a horse as Kim watched."]
+    data, retrieval = _one_chunk(sentences, [0.66, 0.70])
+    ranked = score_sentences(data, retrieval, Part.read("What was Putin doing while Kim fed a horse?"))
+    assert ranked[0].text == sentences[0]

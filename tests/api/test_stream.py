@@ -1,0 +1,77 @@
+"""`/ask/stream`, the event stream the widget reads: tokens, then one `done` (or `error`) event."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from service.answer.question import Question
+from service.errors import LLMUnavailable
+from service.settings import Settings
+from service.testing import FakeLLM, parse_sse
+from tests.conftest import make_client, wait_ready
+
+DOG = "What breed of dog did Kim give Putin?"
+FIFA = "Who won the 2022 FIFA World Cup?"
+FOLLOW_UP = "What else did he receive?"
+
+
+def test_stream_sends_tokens_then_done_with_citations(client: TestClient) -> None:
+    with client.stream("POST", "/ask/stream", json={"question": DOG}) as s:
+        assert s.status_code == 200
+        assert s.headers["content-type"].startswith("text/event-stream")
+        events = parse_sse(s.read().decode())
+    names = [name for name, _ in events]
+    assert names[-1] == "done" and names.count("done") == 1
+    assert names[:-1] == ["token"] * (len(names) - 1)
+    assert len(names) - 1 >= 2, "expected the answer in at least two pieces"
+    streamed = "".join(data["text"] for name, data in events if name == "token")
+    done = events[-1][1]
+    assert set(done) >= {"answer", "refused", "citations", "model", "timings_ms", "rewritten_question"}
+    assert not done["refused"]
+    assert "[1]" in done["answer"] and "[1]" in streamed
+    assert done["citations"]
+    for c in done["citations"]:
+        assert set(c) == {"id", "source", "start_line", "end_line", "text", "score"}
+        assert re.fullmatch(r"seeds/[\w.-]+\.txt", c["source"])
+        assert 1 <= c["start_line"] <= c["end_line"] and c["text"].strip()
+
+
+def test_stream_reports_llm_failure_as_an_error_event(settings: Settings) -> None:
+    with make_client(settings, FakeLLM(fail=LLMUnavailable("connection refused"))) as c:
+        wait_ready(c)
+        with c.stream("POST", "/ask/stream", json={"question": DOG}) as s:
+            assert s.status_code == 200
+            events = parse_sse(s.read().decode())
+    assert events[-1][0] == "error"
+    assert events[-1][1]["error"]["code"] == "llm_unavailable"
+    assert events[-1][1]["error"]["message"]
+
+
+def test_off_topic_question_is_refused_before_the_llm(
+    client: TestClient, fake_llm: FakeLLM, settings: Settings
+) -> None:
+    """The browser test relies on this: the World Cup is not in the seeds, retrieval relevance stays
+    under the floor, and the refusal comes without any LLM call."""
+    answerer = client.app.state.citeqa.answerer  # type: ignore[attr-defined]
+    passages = answerer.passages_for(Question.read(FIFA), settings.top_k)
+    assert not passages or max(p.score for p in passages) < settings.min_relevance
+    r = client.post("/ask", json={"question": FIFA})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["refused"] is True and body["citations"] == []
+    assert fake_llm.calls == []
+
+
+def test_follow_up_needs_the_history(client: TestClient) -> None:
+    """The browser test's follow-up is refused on its own and answered, with a citation, given history."""
+    alone = client.post("/ask", json={"question": FOLLOW_UP}).json()
+    assert alone["refused"] is True
+    first = client.post("/ask", json={"question": DOG}).json()
+    history = [{"role": "user", "content": DOG}, {"role": "assistant", "content": first["answer"]}]
+    with client.stream("POST", "/ask/stream", json={"question": FOLLOW_UP, "history": history}) as s:
+        done = parse_sse(s.read().decode())[-1]
+    assert done[0] == "done"
+    assert done[1]["refused"] is False and done[1]["citations"]
+    assert FOLLOW_UP in done[1]["rewritten_question"]
