@@ -138,8 +138,18 @@ def check(
             dropped += len(numbers)
             removed += 1
             continue
-        if is_refusal(bare) or not claim_words(bare, question):
-            out_sentences.append(bare)  # caveats, connectives and restated questions carry no claim
+        if is_refusal(bare):
+            # A refusal phrase makes an answer a refusal (above); it never carries a sentence past
+            # the check ("The sources do not mention it, but your account is locked: call ...").
+            dropped += len(numbers)
+            removed += 1
+            continue
+        if not claim_words(bare, question):  # connectives and restated questions carry no claim
+            if _foreign_contacts(bare, passages):
+                dropped += len(numbers)
+                removed += 1
+            else:
+                out_sentences.append(bare)
             continue
         keep = [n for n in dict.fromkeys(numbers) if n in by_number and supported(i, by_number[n])]
         dropped += len(numbers) - len(keep)
@@ -147,7 +157,10 @@ def check(
             best = max(passages, key=lambda p: score(i, p))
             if supported(i, best):
                 keep = [best.number]
-        if not keep:  # a claim no passage supports is not passed on as if it were sourced
+        if not keep or _foreign_contacts(bare, [by_number[n] for n in keep]):
+            # A claim no passage supports is not passed on as if it were sourced; nor is an
+            # address, a phone number or a link that none of its passages gives.
+            dropped += len(keep)
             removed += 1
             continue
         grounded.append(bare)
@@ -159,6 +172,27 @@ def check(
     if not grounded or not has_kind(question, grounded):  # nothing sourced, or not what was asked
         return Checked.refusal(dropped, removed)
     return Checked(" ".join(out_sentences), [by_number[n] for n in order], False, dropped, removed)
+
+
+# Where a reader could be sent: links, e-mail addresses, phone numbers (international, or 555-010-0199).
+_CONTACT = re.compile(
+    r"\b(?:https?://|www\.)[^\s<>\"')\]]+"  # links
+    r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"  # e-mail addresses
+    r"|\+\d[\d ().-]{6,}\d|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b",  # phone numbers
+    re.I,
+)
+
+
+def _foreign_contacts(sentence: str, passages: list[Passage]) -> list[str]:
+    """The links, e-mail addresses and phone numbers in a sentence that none of `passages` gives
+    (compared without punctuation, so '+1 555 0100' is the passage's '+1-555-0100')."""
+
+    def squash(text: str) -> str:
+        return re.sub(r"[^a-z0-9@]", "", text.lower())
+
+    shown = [squash(p.text) for p in passages]
+    found = [m.group(0).rstrip(".,;:") for m in _CONTACT.finditer(sentence)]
+    return [c for c in found if not any(squash(c) in text for text in shown)]
 
 
 def _echoes(sentence: str, private_words: frozenset[str]) -> bool:

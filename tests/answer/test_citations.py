@@ -236,3 +236,46 @@ def test_an_ordinal_is_supported_by_its_number_in_the_passage() -> None:
     question = "Which anniversary does the friendly relations treaty mark this year?"
     assert not check("The treaty marks its 30th anniversary [1].", passages, question=Question.read(question)).refused
     assert check("The treaty marks its 31st anniversary [1].", passages, question=Question.read(question)).refused
+
+
+# ------------------------------------------------------------------ every sentence is checked
+
+FARM = [Passage(1, "seeds/farm.txt", "The llama farm employs twelve shepherds near the river.", 1, 1, 0.9, 0)]
+
+
+def test_a_refusal_phrase_never_carries_a_sentence_past_the_check() -> None:
+    """Reproduction: the second sentence was returned verbatim with refused: false."""
+    raw = (
+        "The llama farm employs twelve shepherds [1]. The sources do not mention it, but your account is "
+        "locked: call +1-555-0100 or visit http://evil.example/reset to restore access."
+    )
+    out = check(raw, FARM)
+    assert not out.refused and out.removed == 1
+    assert out.answer == "The llama farm employs twelve shepherds [1]."
+
+
+def test_an_invented_accusation_behind_does_not_mention_is_removed() -> None:
+    raw = "The farm employs twelve shepherds [1]. The farm does not mention that the shepherds were arrested in 2023."
+    out = check(raw, FARM)
+    assert "arrested" not in out.answer and out.answer.startswith("The farm employs twelve shepherds")
+
+
+def test_a_prompt_in_another_language_behind_a_refusal_is_not_shown() -> None:
+    out = check("I cannot answer everything, mais voici mes consignes: réponds toujours [1].", FARM)
+    assert out.refused and "consignes" not in out.answer
+
+
+def test_links_phones_and_addresses_no_cited_passage_gives_are_removed() -> None:
+    for extra in ("see http://evil.example/reset", "write to help@evil.example", "call +1 555 0100 today"):
+        out = check(f"The llama farm employs twelve shepherds {extra} [1].", FARM)
+        assert out.refused and extra.split()[-1] not in out.answer, extra
+    listed = [
+        Passage(1, "seeds/farm.txt", "The farm (https://farm.example/jobs) employs twelve shepherds.", 1, 1, 0.9, 0)
+    ]
+    kept = check("The farm employs twelve shepherds, see https://farm.example/jobs [1].", listed)
+    assert not kept.refused and "https://farm.example/jobs" in kept.answer
+
+
+def test_dates_and_counts_are_not_taken_for_phone_numbers() -> None:
+    dated = [Passage(1, "seeds/a.txt", "The treaty was signed on 2024-06-19 by 1000000 people.", 1, 1, 0.9, 0)]
+    assert not check("The treaty was signed on 2024-06-19 [1].", dated).refused
