@@ -104,6 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 by default; citeqa trusts only what is set.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
     return 0
 

@@ -83,12 +83,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(64_000, ge=1024)
+    # Addresses whose X-Forwarded-For / X-Forwarded-Proto are believed (a comma-separated list, or
+    # "*"): set it to your reverse proxy's address. Empty trusts none, so a client cannot pick the
+    # address its rate limit is counted under.
+    forwarded_allow_ips: str | None = None
     log_level: str = "INFO"
 
     # Access control
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     rate_limit: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The address people open this service's own page at (e.g. https://qa.internal.example): with
+    # API keys on, that page gets widget tokens only when it is named here. Never guessed from the
+    # request's Host header, which any client sets.
+    public_url: str | None = None
+    widget_tokens: bool = True  # with API keys on, false refuses every widget token
+    token_rate_limit: str | None = "30/minute"  # per client address, for POST /widget/token
     token_secret: SecretStr | None = None
     token_ttl_seconds: int = Field(300, ge=10, le=3600)
 
@@ -106,6 +116,19 @@ class Settings(BaseSettings):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _origin_of_url(cls, value: object) -> object:
+        """An origin is scheme://host[:port]: a trailing slash or path would never match one."""
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if not re.match(r"^https?://[^/\s]+", value):
+                raise ValueError("public_url must look like https://host or http://host:port")
+            return re.match(r"^https?://[^/\s]+", value).group(0)  # type: ignore[union-attr]
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -114,7 +137,7 @@ class Settings(BaseSettings):
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "token_rate_limit")
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
         if value:
@@ -126,6 +149,11 @@ class Settings(BaseSettings):
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError("chunk_overlap must be smaller than chunk_tokens")
         return self
+
+    @property
+    def token_origins(self) -> list[str]:
+        """The origins a widget token may be issued to: the listed CORS origins and the public URL."""
+        return [*self.cors_origins, *([self.public_url] if self.public_url else [])]
 
     @property
     def uses_local_model(self) -> bool:

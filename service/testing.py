@@ -100,6 +100,10 @@ def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
+# What a provider's error text can carry; it must reach the log, never a client.
+SECRET_IN_UPSTREAM_ERROR = "invalid key sk-live-0123456789abcdef for org at llm.internal.corp:8443"
+
+
 class FakeOpenAI:
     """POST /v1/chat/completions on a free loopback port. `mode` picks the behaviour:
     ok | slow (streams a word every `word_delay` s) | hang (no response at all) | stall (headers and
@@ -209,7 +213,9 @@ class FakeOpenAI:
                 self._send(500, "text/html", b"<html><body>Internal Server Error</body></html>")
 
             def _http401(self, body: dict[str, Any]) -> None:
-                self._send(401, "application/json", json.dumps({"error": {"message": "bad key"}}).encode())
+                self._send(
+                    401, "application/json", json.dumps({"error": {"message": SECRET_IN_UPSTREAM_ERROR}}).encode()
+                )
 
             def _drop(self, body: dict[str, Any]) -> None:
                 self.close_connection = True  # close the socket without a response

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
             gate=LLMGate(settings.llm_max_concurrency, settings.llm_queue_size),
             metrics=metrics,
             rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
+            token_limiter=RateLimiter(settings.token_rate_limit) if settings.token_rate_limit else None,
         )
         app.state.citeqa = state
         if check and loader is None:
@@ -45,7 +46,16 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
 
         async def load_in_background() -> None:
             try:
-                state.answerer = await asyncio.to_thread(load, settings, state.gate)
+                answerer = await asyncio.to_thread(load, settings, state.gate)
+                if not answerer.data.chunks:  # nothing could ever be answered: not ready, and why
+                    state.status = "failed"
+                    state.detail = (
+                        f"the index holds no documents: add .txt or .md files to {settings.corpus_dir} "
+                        "and run `citeqa index`"
+                    )
+                    log.error("%s", state.detail)
+                    return
+                state.answerer = answerer
                 state.status, state.detail = "ok", None
             except Exception as exc:  # reported by /ready and the log; the process stays up
                 log.exception("loading failed")

@@ -39,6 +39,7 @@ def _record(state: AppState, done: Done) -> None:
 
 @router.post("/ask", response_model=AskResponse, responses=ERRORS)
 async def ask(body: AskRequest, answerer: AnswererDep, state: StateDep, _client: ClientDep) -> AskResponse:
+    state.gate.check()  # a full queue is refused before any work is done
     done = await answerer.ask(body)
     _record(state, done)
     return done.response
@@ -59,6 +60,8 @@ def _sse(event: str, data: object) -> bytes:
     },
 )
 async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _client: ClientDep) -> Response:
+    state.gate.check()  # a full queue is a 503 with Retry-After, before the stream's 200 is sent
+
     async def events(answerer: Answerer) -> AsyncIterator[bytes]:
         try:
             async for event in answerer.stream(body):
@@ -80,12 +83,12 @@ async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _
     )
 
 
-@router.get("/health", response_model=Health)
+@router.api_route("/health", methods=["GET", "HEAD"], response_model=Health)
 async def health(state: StateDep) -> Health:
     return Health(status="ok" if state.status != "failed" else "failed", detail=state.detail)
 
 
-@router.get("/ready", response_model=Health, responses={503: {"model": Health}})
+@router.api_route("/ready", methods=["GET", "HEAD"], response_model=Health, responses={503: {"model": Health}})
 async def ready(state: StateDep) -> Response:
     body = Health(status=state.status, detail=state.detail)  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(), status_code=200 if state.answerer is not None else 503)

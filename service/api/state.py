@@ -21,6 +21,7 @@ class AppState:
     gate: LLMGate
     metrics: Metrics
     rate_limiter: RateLimiter | None = None  # None when CITEQA_RATE_LIMIT is empty
+    token_limiter: RateLimiter | None = None  # for POST /widget/token; None when CITEQA_TOKEN_RATE_LIMIT is empty
     answerer: Answerer | None = None
     status: str = "loading"  # loading | ok | failed
     detail: str | None = None

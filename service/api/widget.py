@@ -9,14 +9,14 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from service.api.auth import issue_token
 from service.api.dependencies import StateDep
-from service.errors import Unauthorized
+from service.errors import RateLimited, Unauthorized
 from service.schemas import TokenResponse
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter()
 
 
-@router.get("/widget.js", include_in_schema=False)
+@router.api_route("/widget.js", methods=["GET", "HEAD"], include_in_schema=False)
 async def widget_js() -> FileResponse:
     return FileResponse(
         STATIC / "widget.js",
@@ -25,20 +25,33 @@ async def widget_js() -> FileResponse:
     )
 
 
-@router.get("/", include_in_schema=False)
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
 async def page() -> HTMLResponse:
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
 
-@router.post("/widget/token", response_model=TokenResponse, responses={401: {}})
+@router.post("/widget/token", response_model=TokenResponse, responses={401: {}, 429: {}})
 async def widget_token(request: Request, state: StateDep) -> TokenResponse:
-    """A token for the widget on an allowed origin (or this service's own page), so that the page
-    never carries a long-lived API key. Only issued when API keys are on."""
+    """A token for the widget on an origin the operator listed (`CITEQA_CORS_ORIGINS`, or this
+    service's own page at `CITEQA_PUBLIC_URL`), so that the page never carries a long-lived API key.
+
+    What a token proves is only what a browser promises: a browser sends the page's true `Origin`,
+    but any other client can send any `Origin` it likes. A token keeps keys out of pages and binds
+    what is asked to one listed origin and a short lifetime; it does not stop a script that
+    pretends to be that page. Operators who need that switch tokens off (`CITEQA_WIDGET_TOKENS=false`)."""
     settings = state.settings
-    origin = (request.headers.get("origin") or "").rstrip("/")
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if not origin or (origin not in settings.cors_origins and origin != own):
-        raise Unauthorized("widget tokens are only issued to allowed origins")
-    if not settings.api_keys:
+    if state.token_limiter is not None:
+        address = request.client.host if request.client else "unknown"
+        wait = state.token_limiter.hit(f"token:{address}")
+        if wait is not None:
+            raise RateLimited(f"widget token rate limit {settings.token_rate_limit} exceeded", retry_after=wait)
+    if not settings.api_keys:  # nothing to protect: /ask needs no credential
         return TokenResponse(token="", expires_in=0)
+    origin = (request.headers.get("origin") or "").rstrip("/")
+    if not origin or origin not in settings.token_origins:
+        raise Unauthorized(
+            "widget tokens are only issued to the origins listed in CITEQA_CORS_ORIGINS or CITEQA_PUBLIC_URL"
+        )
+    if not settings.widget_tokens:
+        raise Unauthorized("widget tokens are switched off on this service (CITEQA_WIDGET_TOKENS=false)")
     return TokenResponse(token=issue_token(settings, origin), expires_in=settings.token_ttl_seconds)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,8 @@ litellm.telemetry = False
 litellm.suppress_debug_info = True
 
 Messages = list[dict[str, str]]
+
+log = logging.getLogger(__name__)
 
 
 class LLM(Protocol):
@@ -107,11 +110,21 @@ def register_local_provider(backend: LocalLlama) -> None:
     litellm.utils.custom_llm_setup()
 
 
+# A stream that started and then turned to garbage (unparseable or wrongly shaped chunks): the
+# upstream answered, badly, so it is a 502, not an outage.
+_MID_STREAM = tuple(t for t in (getattr(litellm.exceptions, "MidStreamFallbackError", None),) if isinstance(t, type))
+
+
 def _map_error(exc: Exception, timeout: float) -> CiteqaError:
+    """The typed error a client sees. Upstream error text can carry a provider key or an internal
+    host name, so it goes to the log (with the request id), never into the response."""
     if isinstance(exc, CiteqaError):
         return exc
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError, litellm.Timeout)):
         return LLMTimeout(f"the LLM did not answer within {timeout:g} s")
+    log.warning("LLM call failed: %s: %s", type(exc).__name__, str(exc)[:2000])
+    if _MID_STREAM and isinstance(exc, _MID_STREAM):
+        return LLMBadResponse("the LLM sent a malformed response (details are in the server log)")
     if isinstance(
         exc,
         (
@@ -124,8 +137,8 @@ def _map_error(exc: Exception, timeout: float) -> CiteqaError:
             litellm.PermissionDeniedError,
         ),
     ):
-        return LLMUnavailable(f"the LLM is unavailable: {type(exc).__name__}: {str(exc)[:300]}")
-    return LLMBadResponse(f"the LLM call failed: {type(exc).__name__}: {str(exc)[:300]}")
+        return LLMUnavailable(f"the LLM is unavailable ({type(exc).__name__}; details are in the server log)")
+    return LLMBadResponse(f"the LLM call failed ({type(exc).__name__}; details are in the server log)")
 
 
 class LiteLLMClient:
@@ -169,7 +182,8 @@ class LiteLLMClient:
                 try:
                     piece = chunk.choices[0].delta.content
                 except (AttributeError, IndexError) as exc:
-                    raise LLMBadResponse(f"the LLM sent a malformed chunk: {str(chunk)[:200]}") from exc
+                    log.warning("LLM sent a malformed chunk: %s", str(chunk)[:2000])
+                    raise LLMBadResponse("the LLM sent a malformed chunk (details are in the server log)") from exc
                 if piece:
                     wrote = True
                     yield piece

@@ -19,11 +19,16 @@ class LLMGate:
         self.waiting = 0
         self.running = 0
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def check(self) -> None:
+        """Raise `Overloaded` now if a caller would be turned away: lets a route refuse before it
+        starts work (retrieval) or a response (a stream's 200)."""
         if self.running >= self._concurrency and self.waiting >= self._queue_size:
             retry = max(1, round(self._seconds_per_call * (self.waiting + 1) / self._concurrency))
             raise Overloaded("the model is busy and its queue is full; retry later", retry_after=retry)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        self.check()
         self.waiting += 1
         try:
             await self._sem.acquire()

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from service.settings import Settings
-from service.testing import FakeLLM
+from service.testing import FakeLLM, fake_settings
 from tests.conftest import FOLLOW_UP, make_client, wait_ready
 
 
@@ -143,3 +146,43 @@ def test_the_models_own_text_is_kept_beside_the_checked_answer(settings: Setting
         done = asyncio.run(answerer.ask(AskRequest(question="What breed of dog did Kim give Putin?")))
     assert done.raw == written
     assert "[9]" not in done.response.answer
+
+
+def test_head_works_where_get_does(client: TestClient) -> None:
+    """Reproduction: HEAD /health was 405."""
+    for path in ("/health", "/ready", "/", "/widget.js"):
+        r = client.head(path)
+        assert r.status_code == 200, path
+        assert r.content == b""
+
+
+def test_an_empty_corpus_is_not_ready_and_says_why(tmp_path: Path) -> None:
+    """Reproduction: an empty corpus reported ready with 0 chunks."""
+    empty = tmp_path / "corpus"
+    empty.mkdir()
+    with make_client(fake_settings(tmp_path, corpus_dir=empty)) as c:
+        deadline = time.monotonic() + 30
+        while c.get("/ready").json()["status"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        r = c.get("/ready")
+        assert r.status_code == 503
+        assert "no documents" in r.json()["detail"] and "citeqa index" in r.json()["detail"]
+        assert c.post("/ask", json={"question": "Anything?"}).json()["error"]["code"] == "not_ready"
+
+
+def test_a_full_queue_on_the_stream_is_a_503_with_retry_after_before_the_stream(tmp_path: Path) -> None:
+    """Reproduction: /ask/stream answered a full queue with HTTP 200 and an in-band event."""
+    settings = fake_settings(tmp_path, llm_max_concurrency=1, llm_queue_size=0)
+    question = {"question": "What breed of dog did Kim give Putin?"}
+    with make_client(settings, FakeLLM(delay=0.2)) as c:
+        wait_ready(c)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(c.post, "/ask", json=question)
+            gate = c.app.state.citeqa.gate  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while gate.running == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            r = c.post("/ask/stream", json=question)
+            assert first.result(timeout=30).status_code == 200
+    assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded"
+    assert int(r.headers["Retry-After"]) >= 1

@@ -146,17 +146,43 @@ def test_disallowed_origin_gets_no_token(keyed: TestClient) -> None:
         assert "access-control-allow-origin" not in r.headers
 
 
-def test_own_page_gets_a_token(keyed: TestClient) -> None:
-    """The internal demo page is served by the service itself, so its origin needs no CORS entry."""
-    r = keyed.post("/widget/token", headers={"Origin": "http://testserver"})
-    assert r.status_code == 200 and r.json()["token"]
-    token = r.json()["token"]
-    r = keyed.post(
-        "/ask",
-        json={"question": FIFA},
-        headers={"Origin": "http://testserver", "Authorization": f"Bearer {token}"},
-    )
-    assert r.status_code == 200
+def test_own_page_gets_a_token_when_its_public_url_is_configured(index_dir: Path) -> None:
+    """The internal demo page is served by the service itself: its origin needs no CORS entry,
+    only CITEQA_PUBLIC_URL, never the request's own Host header."""
+    own = "http://testserver"
+    settings = fake_settings(index_dir.parent, api_keys=API_KEY, cors_origins=ALLOWED, public_url=own + "/")
+    with make_client(settings) as c:
+        wait_ready(c)
+        r = c.post("/widget/token", headers={"Origin": own})
+        assert r.status_code == 200 and r.json()["token"]
+        token = r.json()["token"]
+        r = c.post("/ask", json={"question": FIFA}, headers={"Origin": own, "Authorization": f"Bearer {token}"})
+        assert r.status_code == 200
+
+
+def test_a_forged_host_does_not_make_an_origin_the_services_own(keyed: TestClient) -> None:
+    """Reproduction: Host: evil.example with Origin: http://evil.example got a token that /ask took."""
+    r = keyed.post("/widget/token", headers={"Host": "evil.example", "Origin": "http://evil.example"})
+    assert r.status_code == 401
+    assert keyed.post("/widget/token", headers={"Origin": "http://testserver"}).status_code == 401
+
+
+def test_widget_tokens_can_be_switched_off(index_dir: Path) -> None:
+    settings = fake_settings(index_dir.parent, api_keys=API_KEY, cors_origins=ALLOWED, widget_tokens=False)
+    with make_client(settings) as c:
+        wait_ready(c)
+        r = c.post("/widget/token", headers={"Origin": ALLOWED})
+        assert r.status_code == 401 and "switched off" in r.json()["error"]["message"]
+
+
+def test_the_token_endpoint_has_its_own_rate_limit(index_dir: Path) -> None:
+    settings = fake_settings(index_dir.parent, api_keys=API_KEY, cors_origins=ALLOWED, token_rate_limit="3/minute")
+    with make_client(settings) as c:
+        wait_ready(c)
+        codes = [c.post("/widget/token", headers={"Origin": FOREIGN}).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]  # refused or not, every request is charged
+        r = c.post("/widget/token", headers={"Origin": ALLOWED})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
 
 
 def test_with_keys_off_the_token_is_empty_and_no_header_is_needed(open_cors: TestClient) -> None:
