@@ -114,6 +114,8 @@ class FakeOpenAI:
         self.word_delay = 0.0
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.active = 0  # calls being answered right now (a caller that hangs up ends its call)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -129,7 +131,15 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 fake.requests.append(body)
-                getattr(self, f"_{fake.mode}")(body)
+                with fake.lock:
+                    fake.active += 1
+                try:
+                    getattr(self, f"_{fake.mode}")(body)
+                except (BrokenPipeError, ConnectionResetError):  # the caller hung up: the call ends
+                    self.close_connection = True
+                finally:
+                    with fake.lock:
+                        fake.active -= 1
 
             def _send(self, status: int, ctype: str, data: bytes) -> None:
                 self.send_response(status)

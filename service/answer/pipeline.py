@@ -146,7 +146,9 @@ class Answerer:
             question = rewritten
         t_rewrite = time.perf_counter()
         asked = Question.read(question)  # read once, for retrieval, context and the checks
-        passages = self.passages_for(asked, request.top_k or s.top_k)
+        # CPU work (embedding, both searches, sentence scoring) runs in a thread, so the event loop
+        # keeps answering /health and other requests while it runs.
+        passages = await asyncio.to_thread(self.passages_for, asked, request.top_k or s.top_k)
         t_retrieve = time.perf_counter()
 
         usage = Usage()
@@ -163,7 +165,8 @@ class Answerer:
                     raw += piece
                     yield Token(piece)
                 usage.completion_tokens = count_tokens(raw)
-                checked = citations.check(
+                checked = await asyncio.to_thread(
+                    citations.check,
                     raw,
                     passages,
                     embed=self.embedder.encode_documents,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -19,6 +21,7 @@ from service.errors import CiteqaError
 from service.schemas import AskRequest, AskResponse, ErrorResponse, Health
 
 router = APIRouter()
+DISCONNECT_POLL_SECONDS = 0.25  # how often a waiting /ask looks whether its client is still there
 log = logging.getLogger(__name__)
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -38,11 +41,24 @@ def _record(state: AppState, done: Done) -> None:
 
 
 @router.post("/ask", response_model=AskResponse, responses=ERRORS)
-async def ask(body: AskRequest, answerer: AnswererDep, state: StateDep, _client: ClientDep) -> AskResponse:
+async def ask(
+    body: AskRequest, request: Request, answerer: AnswererDep, state: StateDep, _client: ClientDep
+) -> Response:
     state.gate.check()  # a full queue is refused before any work is done
-    done = await answerer.ask(body)
+    task = asyncio.create_task(answerer.ask(body))
+    # A client that hangs up must not keep the model busy: watch the connection while the answer
+    # is written, and cancel it (the LLM call, its queue slot) when the client is gone.
+    while not task.done():
+        await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+        if not task.done() and await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.info("client left before the answer; its LLM call was cancelled")
+            return Response(status_code=499)  # nobody reads it; nginx's code for the access log
+    done = task.result()
     _record(state, done)
-    return done.response
+    return JSONResponse(done.response.model_dump(mode="json"))
 
 
 def _sse(event: str, data: object) -> bytes:

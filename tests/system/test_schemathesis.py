@@ -29,6 +29,8 @@ MAX_EXAMPLES = 50
 OPERATIONS = [
     ("GET", "/health", "positive"),
     ("GET", "/ready", "positive"),
+    ("HEAD", "/health", "positive"),
+    ("HEAD", "/ready", "positive"),
     ("POST", "/ask", "positive"),
     ("POST", "/ask", "negative"),
     ("POST", "/ask/stream", "positive"),

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service.testing import free_port
+from service.testing import FakeOpenAI, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk-serve-test-0123456789abcdef"
@@ -110,3 +111,45 @@ def test_x_forwarded_for_from_loopback_does_not_escape_the_rate_limit(limited: s
 
 def test_head_health_on_the_real_server(limited: str) -> None:
     assert httpx.head(limited + "/health").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def slow_llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        fake.mode, fake.word_delay = "slow", 0.3  # a 20-word answer takes 6 s
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def busy(index: Path, slow_llm: FakeOpenAI) -> Iterator[str]:
+    yield from _serve(
+        index,
+        CITEQA_LLM_API_BASE=f"http://127.0.0.1:{slow_llm.port}/v1",
+        CITEQA_LLM_MAX_CONCURRENCY="1",
+        CITEQA_LLM_QUEUE_SIZE="2",
+        CITEQA_LLM_TIMEOUT="30",
+    )
+
+
+def test_clients_that_leave_stop_their_llm_calls(busy: str, slow_llm: FakeOpenAI) -> None:
+    """Reproduction: with concurrency 1 and queue 2, three /ask clients that left after 0.5 s still
+    cost six LLM calls, and the next /ask got 503 overloaded."""
+    question = {"question": "What breed of dog did Kim give Putin?"}
+
+    def leave_early() -> None:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(busy + "/ask", json=question, timeout=httpx.Timeout(30, read=0.5))
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: leave_early(), range(3)))
+    deadline = time.monotonic() + 5
+    while slow_llm.active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert slow_llm.active == 0, "an LLM call kept running for a client that left"
+    assert len(slow_llm.requests) <= 2, len(slow_llm.requests)  # queued answers never started
+    slow_llm.word_delay = 0.0
+    try:
+        r = httpx.post(busy + "/ask", json=question, timeout=30)
+    finally:
+        slow_llm.word_delay = 0.3
+    assert r.status_code == 200, r.text
