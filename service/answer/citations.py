@@ -134,7 +134,7 @@ def check(
     for i, (bare, numbers) in enumerate(sentences):
         if not bare:
             continue
-        if private_words and _echoes(bare, private_words):
+        if private_words and echoes(bare, private_words):
             dropped += len(numbers)
             removed += 1
             continue
@@ -195,7 +195,7 @@ def _foreign_contacts(sentence: str, passages: list[Passage]) -> list[str]:
     return [c for c in found if not any(squash(c) in text for text in shown)]
 
 
-def _echoes(sentence: str, private_words: frozenset[str]) -> bool:
+def echoes(sentence: str, private_words: frozenset[str]) -> bool:
     words = set(content_words(sentence))
     return len(words) >= 3 and len(words & private_words) / len(words) >= PRIVATE_ECHO
 

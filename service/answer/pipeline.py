@@ -17,13 +17,16 @@ from index.embedder import Embedder
 from index.store import IndexData
 from index.tokens import count_tokens
 from service.answer import citations, second_look
+from service.answer.citations import echoes, is_refusal
 from service.answer.context import Budget, gather_context
 from service.answer.guard import looks_like_injection
 from service.answer.prompts import Prompts
 from service.answer.question import Question
 from service.answer.retrieval import Retriever
 from service.answer.second_look import SecondLook
+from service.answer.streaming import SentenceRelease
 from service.answer.types import Checked, Passage
+from service.answer.words import word_set
 from service.errors import CiteqaError
 from service.llm.client import LLM, complete
 from service.llm.queue import LLMGate
@@ -99,7 +102,12 @@ class Answerer:
         async with self.gate.slot():
             text = await complete(self.llm, messages, max_tokens=60)
         text = text.strip().strip('"').splitlines()[0].strip() if text.strip() else ""
-        return text if 3 <= len(text) <= 500 else question
+        # The rewrite is shown to the client (rewritten_question): one that repeats the rewrite's
+        # instructions, or refuses, is not a question, and the user's own question is used instead.
+        private = word_set(messages[0]["content"])
+        if not 3 <= len(text) <= 500 or echoes(text, private) or is_refusal(text):
+            return question
+        return text
 
     def answer_messages(self, numbered: list[tuple[int, str]], question: str) -> list[dict[str, str]]:
         """The answer prompt: the system rules, then the numbered passages and the question."""
@@ -161,9 +169,13 @@ class Answerer:
             system = messages[0]["content"]
             usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
             async with self.gate.slot():  # held through the second look
+                release = SentenceRelease(system)
                 async for piece in self.llm.stream(messages):
                     raw += piece
-                    yield Token(piece)
+                    if shown := release.feed(piece):
+                        yield Token(shown)
+                if shown := release.flush():
+                    yield Token(shown)
                 usage.completion_tokens = count_tokens(raw)
                 checked = await asyncio.to_thread(
                     citations.check,

@@ -146,7 +146,9 @@ def test_clients_that_leave_stop_their_llm_calls(busy: str, slow_llm: FakeOpenAI
     while slow_llm.active and time.monotonic() < deadline:
         time.sleep(0.05)
     assert slow_llm.active == 0, "an LLM call kept running for a client that left"
-    assert len(slow_llm.requests) <= 2, len(slow_llm.requests)  # queued answers never started
+    # At most one call per client (a queued one may start before its client's departure is seen),
+    # each cut short, and no second look: on 801d6c5 each ran to the end and was looked at again.
+    assert len(slow_llm.requests) <= 3, len(slow_llm.requests)
     slow_llm.word_delay = 0.0
     try:
         r = httpx.post(busy + "/ask", json=question, timeout=30)
