@@ -25,7 +25,7 @@ DISCONNECT_POLL_SECONDS = 0.25  # how often a waiting /ask looks whether its cli
 log = logging.getLogger(__name__)
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (401, 413, 422, 429, 502, 503, 504)
+    code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 502, 503, 504)
 }
 
 

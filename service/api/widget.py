@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from service.api.auth import issue_token
 from service.api.dependencies import StateDep
 from service.errors import RateLimited, Unauthorized
-from service.schemas import TokenResponse
+from service.schemas import ErrorResponse, TokenResponse
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter()
@@ -30,7 +30,11 @@ async def page() -> HTMLResponse:
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
 
 
-@router.post("/widget/token", response_model=TokenResponse, responses={401: {}, 429: {}})
+@router.post(
+    "/widget/token",
+    response_model=TokenResponse,
+    responses={code: {"model": ErrorResponse} for code in (401, 413, 429)},
+)
 async def widget_token(request: Request, state: StateDep) -> TokenResponse:
     """A token for the widget on an origin the operator listed (`CITEQA_CORS_ORIGINS`, or this
     service's own page at `CITEQA_PUBLIC_URL`), so that the page never carries a long-lived API key.
