@@ -80,8 +80,9 @@ eval: model  ## the full quality gate with the embedded default model (under 10 
 eval-heldout: model  ## the held-out questions, reported and not gated (about 3 minutes)
 	$(PY) -m evals.heldout
 
-bench: model index  ## index build, retrieval and answer latency figures
+bench: model index  ## index build, retrieval and answer latency figures; /health under clients that leave
 	$(PY) bench/run.py
+	$(PY) bench/disconnect.py
 
 lint:  $(BASE_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
