@@ -1,8 +1,13 @@
 """Build or incrementally update the index: re-embed only changed files, drop deleted ones, and
-rebuild from scratch when the stored index was made with other settings."""
+rebuild from scratch when the stored index was made with other settings.
+
+A build holds the index folder's write lock from before it reads the stored index until after it
+has pruned, so two builds (two replicas starting, a cron job and an operator) run one after the
+other, the second on top of the first's result, instead of deleting each other's versions."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +20,8 @@ from index.chunking import CHUNKER_VERSION, Chunk, chunk_document
 from index.documents import Document, Skipped, load_corpus
 from index.embedder import Embedder
 from index.tokens import ENCODING
+
+log = logging.getLogger("citeqa.index")
 
 Progress = Callable[[int, int], None]  # (done, total) texts embedded
 
@@ -48,12 +55,37 @@ def build(
     chunk_overlap: int,
     progress: Progress | None = None,
     force: bool = False,
+    lock_timeout: float = store.LOCK_TIMEOUT,
 ) -> BuildReport:
+    """Raises FileNotFoundError when the corpus folder is missing, and `store.IndexLockedError`
+    when another build keeps the index locked for more than `lock_timeout` seconds."""
     started = time.perf_counter()
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
+    with store.write_lock(index_dir, timeout=lock_timeout):
+        if removed := store.prune(index_dir):
+            log.info("removed what earlier builds left in %s: %s", index_dir, ", ".join(removed))
+        report = _build_locked(corpus_dir, index_dir, embedder, chunk_tokens, chunk_overlap, progress, force)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _build_locked(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    progress: Progress | None,
+    force: bool,
+) -> BuildReport:
     report = BuildReport()
     docs, report.skipped = load_corpus(corpus_dir)
+    # Sources are unique (load_corpus reads each real file once); the assembly below relies on it.
+    unique: dict[str, Document] = {}
+    for doc in docs:
+        unique.setdefault(doc.source, doc)
+    docs = list(unique.values())
     wanted = store.Manifest(
         embedding_model=embedder.name,
         dim=embedder.dim,
@@ -95,7 +127,6 @@ def build(
 
     if old is not None and not fresh and not report.removed:
         report.n_chunks = len(old.chunks)
-        report.seconds = time.perf_counter() - started
         return report
 
     new_chunks = [c for doc in fresh for c in chunk_document(doc, chunk_tokens, chunk_overlap)]
@@ -140,5 +171,4 @@ def build(
     store.save(data, index_dir)
     report.written = True
     report.n_chunks = len(chunks)
-    report.seconds = time.perf_counter() - started
     return report

@@ -1,20 +1,32 @@
 """Read the corpus folder into normalised documents.
 
-A bad file must never stop a build of hundreds of good ones, so unreadable or empty files are
-reported back to the caller as `Skipped` entries instead of raising.
+A bad file must never stop a build of hundreds of good ones, so unreadable, binary or empty files
+are reported back to the caller as `Skipped` entries instead of raising.
+
+Symbolic links are resolved: one whose target lies outside the corpus folder is not followed (it
+would publish `/etc/passwd` through citations), and a file reached twice, through a link or a
+linked folder, is read once under the source name of its real path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger("citeqa.index")
+
 SUFFIXES = (".txt", ".md")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 MIN_DEDUP_CHARS = 30
+# Control characters other than the usual whitespace; text files have next to none.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+MAX_CONTROL_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -66,15 +78,82 @@ def normalise(raw: str) -> tuple[str, list[int]]:
     return "\n".join(out_lines), line_map
 
 
+def _is_text_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in SUFFIXES
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _display(path: str, root: Path) -> str:
+    """Source-style name of a path found while walking `root` (links not resolved)."""
+    return (Path(root.name) / os.path.relpath(path, root)).as_posix()
+
+
+def scan_corpus(corpus_dir: Path) -> tuple[list[Path], list[Skipped]]:
+    """The real paths of the corpus's text files, each once and sorted, and what was passed over.
+
+    Links are never followed out of the corpus folder; a linked folder inside it is not walked
+    again (its files are reached through their real paths); a link to a file inside it counts as
+    that file. Only regular files are read, so a FIFO named `x.txt` cannot hang the build.
+    """
+    root = Path(os.path.realpath(corpus_dir))
+    found: set[Path] = set()
+    skipped: list[Skipped] = []
+
+    def unreadable_dir(exc: OSError) -> None:
+        name = _display(exc.filename, root) if exc.filename else root.name
+        skipped.append(Skipped(name, f"unreadable folder: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_dir, followlinks=False):
+        dirnames.sort()
+        for name, listed_as_file in [*((d, False) for d in dirnames), *((f, True) for f in sorted(filenames))]:
+            path = os.path.join(dirpath, name)
+            try:
+                if not os.path.islink(path):
+                    if listed_as_file and _is_text_name(name) and stat.S_ISREG(os.stat(path).st_mode):
+                        found.add(Path(path))
+                    continue
+                target = Path(os.path.realpath(path))
+                try:
+                    mode: int | None = os.stat(path).st_mode
+                    broken = ""
+                except OSError as exc:  # a dangling link, or a loop of links
+                    mode, broken = None, exc.strerror or str(exc)
+                if not (_is_text_name(name) or (mode is not None and stat.S_ISDIR(mode))):
+                    continue
+                if not _inside(target, root):
+                    reason = f"symbolic link to {target}, outside the corpus folder: not followed"
+                    skipped.append(Skipped(_display(path, root), reason))
+                elif mode is None:
+                    skipped.append(Skipped(_display(path, root), f"broken symbolic link: {broken}"))
+                elif stat.S_ISREG(mode):
+                    found.add(target)
+                # A linked folder inside the corpus is not walked again: os.walk does not enter it,
+                # and its files are reached through their real paths.
+            except (OSError, ValueError) as exc:
+                skipped.append(Skipped(_display(path, root), f"cannot be read: {exc}"))
+    return sorted(found), skipped
+
+
 def iter_files(corpus_dir: Path) -> Iterable[Path]:
-    for path in sorted(corpus_dir.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith("."):
-            yield path
+    """The real paths of the corpus's text files (see `scan_corpus`)."""
+    return iter(scan_corpus(corpus_dir)[0])
 
 
 def source_name(path: Path, corpus_dir: Path) -> str:
-    """The name shown in citations: corpus folder name plus the relative path (`seeds/a.txt`)."""
-    return (Path(corpus_dir.resolve().name) / path.resolve().relative_to(corpus_dir.resolve())).as_posix()
+    """The name shown in citations: corpus folder name plus the relative path (`seeds/a.txt`).
+
+    `path` must resolve to a file inside the corpus folder (as `scan_corpus` returns), else this
+    raises ValueError."""
+    root = corpus_dir.resolve()
+    return (Path(root.name) / path.resolve().relative_to(root)).as_posix()
+
+
+def control_share(text: str) -> float:
+    """The share of control characters other than whitespace and ESC: next to none in text."""
+    return len(_CONTROL.findall(text)) / len(text) if text else 0.0
 
 
 def read_document(path: Path, corpus_dir: Path) -> Document | Skipped:
@@ -87,6 +166,10 @@ def read_document(path: Path, corpus_dir: Path) -> Document | Skipped:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:
         return Skipped(source, "not UTF-8 text")
+    if "\x00" in decoded:  # valid UTF-8, but text never holds NUL bytes (10 KB of them made 63 chunks)
+        return Skipped(source, "binary file (contains NUL bytes)")
+    if (share := control_share(decoded)) > MAX_CONTROL_SHARE:
+        return Skipped(source, f"binary file ({share:.0%} control characters)")
     text, line_map = normalise(decoded)
     if not text:
         return Skipped(source, "empty")
@@ -94,9 +177,20 @@ def read_document(path: Path, corpus_dir: Path) -> Document | Skipped:
 
 
 def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[Skipped]]:
+    files, skipped = scan_corpus(corpus_dir)
     docs: list[Document] = []
-    skipped: list[Skipped] = []
-    for path in iter_files(corpus_dir):
-        result = read_document(path, corpus_dir)
-        (docs if isinstance(result, Document) else skipped).append(result)  # type: ignore[arg-type]
+    for path in files:
+        try:
+            result = read_document(path, corpus_dir)
+        except Exception as exc:  # one bad file never stops the build
+            result = Skipped(
+                _display(str(path), Path(os.path.realpath(corpus_dir))),
+                f"cannot be indexed ({type(exc).__name__}: {exc})",
+            )
+        if isinstance(result, Document):
+            docs.append(result)
+        else:
+            skipped.append(result)
+    for entry in skipped:
+        log.info("skipped %s: %s", entry.source, entry.reason)
     return docs, skipped

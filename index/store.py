@@ -3,15 +3,24 @@
 Each build writes a fresh version folder and only then repoints the `CURRENT` file at it with an
 atomic rename, so a build killed at any moment leaves the previous index loadable. The manifest
 records checksums of every data file so a damaged index is refused at start-up, not half-served.
+
+One writer at a time: builds hold `write_lock` (an flock on `.lock` in the index folder, which
+the OS releases when the process dies). Pruning keeps the version `CURRENT` names and the one it
+named before (`PREVIOUS`: a replica that read `CURRENT` a moment before the switch may still be
+loading it); everything else of ours in the folder is the debris of a killed build.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +30,79 @@ import numpy as np
 
 from index.chunking import Chunk, Span
 
+log = logging.getLogger("citeqa.index")
+
 FORMAT = 1
 POINTER = "CURRENT"
+PREVIOUS = "PREVIOUS"  # the version CURRENT named before the last switch; kept on disk
+LOCK = ".lock"
+LOCK_TIMEOUT = 600.0  # seconds a build waits for another to finish before giving up
 FILES = ("chunks.jsonl", "chunk_vectors.npy", "sentence_vectors.npy", "faiss.index")
+# Names of what a killed build can leave behind (never the lock file: see `write_lock`).
+_DEBRIS = (".staging-", f".{POINTER}.tmp", f".{PREVIOUS}.tmp")
 
 
 class IndexLoadError(RuntimeError):
     """Seen by whoever starts the service: the index is missing or damaged; the message names the fix."""
+
+
+class IndexLockedError(TimeoutError):
+    """Another build held the index folder's lock for longer than this one was willing to wait."""
+
+    def __init__(self, lock_path: Path, waited: float, holder: str) -> None:
+        self.lock_path = lock_path
+        super().__init__(
+            f"another build {holder}has held the index lock {lock_path} for more than {waited:.0f} s; "
+            "let it finish and run `citeqa index` again (the lock is released when that process exits)"
+        )
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return f"({text}) " if text else ""
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path, timeout: float = LOCK_TIMEOUT, poll: float = 0.2) -> Iterator[Path]:
+    """Hold the index folder's exclusive write lock: wait up to `timeout` seconds for it, saying
+    so in the log, then raise `IndexLockedError`. The lock is an flock on `index_dir/.lock`, so the
+    OS drops it when its holder dies, however it dies; the file itself stays (deleting it would let
+    a waiter lock a file nobody else sees)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            started = time.monotonic()
+            log.warning(
+                "waiting for the index lock %s: another build %sis writing this index (up to %.0f s)",
+                path,
+                _lock_holder(fd),
+                timeout,
+            )
+            while True:
+                remaining = started + timeout - time.monotonic()
+                if remaining <= 0:
+                    raise IndexLockedError(path, timeout, _lock_holder(fd)) from None
+                time.sleep(min(poll, remaining))
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    continue
+            log.warning("got the index lock %s after %.1f s", path, time.monotonic() - started)
+        # Who holds it, for the message a waiting build prints (diagnostics only).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -107,12 +182,21 @@ def _write_file(path: Path, write) -> None:  # type: ignore[no-untyped-def]
         os.fsync(fh.fileno())
 
 
+def _write_pointer(index_dir: Path, name: str, value: str) -> None:
+    tmp = index_dir / f".{name}.tmp-{os.getpid()}"
+    _write_file(tmp, lambda fh: fh.write(value.encode()))
+    os.replace(tmp, index_dir / name)
+
+
 def save(data: IndexData, index_dir: Path) -> Path:
-    """Write a new version folder, then switch `CURRENT` to it atomically. Returns the folder."""
+    """Write a new version folder, then switch `CURRENT` to it atomically. Returns the folder.
+
+    Call it holding `write_lock`: pruning assumes no other build is writing this folder."""
     index_dir.mkdir(parents=True, exist_ok=True)
     version = index_dir / f"v-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     staging = index_dir / f".staging-{version.name}"
     staging.mkdir()
+    switched = False
     try:
         chunk_lines = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in data.chunks)
         _write_file(staging / "chunks.jsonl", lambda fh: fh.write(chunk_lines.encode()))
@@ -126,28 +210,55 @@ def save(data: IndexData, index_dir: Path) -> Path:
         _write_file(staging / "manifest.json", lambda fh: fh.write(manifest_json))
         _fsync_dir(staging)
         os.replace(staging, version)
-        pointer_tmp = index_dir / f".{POINTER}.tmp-{os.getpid()}"
-        _write_file(pointer_tmp, lambda fh: fh.write(version.name.encode()))
-        os.replace(pointer_tmp, index_dir / POINTER)
+        # Record the version being replaced before the switch, so it is never unprotected.
+        old = current_version(index_dir)
+        if old is not None and old.is_dir() and old != version:
+            _write_pointer(index_dir, PREVIOUS, old.name)
+        _write_pointer(index_dir, POINTER, version.name)
+        switched = True
         _fsync_dir(index_dir)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        # Leave no debris; the next build's prune would catch any, but a failed build is tidy now.
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging, ignore_errors=True)
+            if not switched and current_version(index_dir) != version:
+                shutil.rmtree(version, ignore_errors=True)
+            for name in (POINTER, PREVIOUS):
+                (index_dir / f".{name}.tmp-{os.getpid()}").unlink(missing_ok=True)
         raise
-    _prune(index_dir, keep={version.name})
+    prune(index_dir)
     return version
 
 
-def _prune(index_dir: Path, keep: set[str]) -> None:
-    """Remove older versions and leftovers of killed builds. Readers that already loaded an old
-    version hold it in memory, so deleting its files is safe."""
-    for path in index_dir.iterdir():
-        if path.name in keep or path.name == POINTER:
+def protected_versions(index_dir: Path) -> set[str]:
+    """The version folders pruning must keep: the one `CURRENT` names and the one before it."""
+    keep = set()
+    for name in (POINTER, PREVIOUS):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if value := (index_dir / name).read_text().strip():
+                keep.add(value)
+    return keep
+
+
+def prune(index_dir: Path) -> list[str]:
+    """Remove old versions and what killed builds left (staging folders, pointer temp files).
+
+    Keeps the versions `CURRENT` and `PREVIOUS` name, read from disk now, never from memory: a
+    build that pruned with what it believed current deleted a later build's version. Run only
+    holding `write_lock`, or a staging folder being written could go. Returns what it removed."""
+    if not index_dir.is_dir():
+        return []
+    keep = protected_versions(index_dir)
+    removed = []
+    for path in sorted(index_dir.iterdir()):
+        if path.name in keep or not path.name.startswith(("v-", *_DEBRIS)):
             continue
-        if path.name.startswith(("v-", ".staging-", f".{POINTER}.tmp")):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
 
 
 def current_version(index_dir: Path) -> Path | None:

@@ -25,6 +25,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     from index.builder import build
     from index.embedder import SentenceTransformerEmbedder
+    from index.store import IndexLockedError
 
     settings = _settings(corpus_dir=args.corpus, index_dir=args.index_dir)
     print(f"indexing {settings.corpus_dir} -> {settings.index_dir}", file=sys.stderr)
@@ -46,7 +47,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             progress=progress,
             force=args.rebuild,
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, IndexLockedError) as exc:
         print(f"citeqa index: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -98,3 +98,133 @@ def test_unreadable_file_is_reported_not_fatal(corpus: Path, tmp_path: Path) -> 
     report = _build(corpus, tmp_path / "idx")
     assert [s.source for s in report.skipped] == ["seeds/bad.txt"]
     assert len(report.added) == 4
+
+
+def _chunk_keys(index_dir: Path) -> list[tuple[str, int, int]]:
+    return [(c.source, c.char_start, c.char_end) for c in store.load(index_dir).chunks]
+
+
+def test_file_reached_twice_is_indexed_once_under_its_real_name(corpus: Path, tmp_path: Path) -> None:
+    """A link to a file inside the corpus, a linked folder and a link to the corpus itself: each
+    real file is one document, and incremental runs stay exact (they used to double: 8 -> 32 -> 64)."""
+    plain = tmp_path / "plain" / "seeds"  # the same files, no links: what the index must equal
+    shutil.copytree(corpus, plain)
+    for folder in (corpus, plain):
+        (folder / "sub").mkdir()
+        (folder / "sub" / "notes.md").write_text("Notes on the Pyongyang zoo. It keeps penguins and a bear.\n")
+    (corpus / "alias.txt").symlink_to(corpus / "000_cfe940b0310ddd85.txt")
+    (corpus / "again.txt").symlink_to("sub/notes.md")  # relative target
+    (corpus / "sub-link").symlink_to(corpus / "sub", target_is_directory=True)
+    (corpus / "mirror").symlink_to(".", target_is_directory=True)
+
+    def same_as_plain(step: str) -> None:
+        expected = tmp_path / f"expected-{step}"
+        _build(plain, expected)
+        assert _chunk_keys(tmp_path / "idx") == _chunk_keys(expected), step
+
+    first = _build(corpus, tmp_path / "idx")
+    assert sorted(first.added) == sorted(f"seeds/{p.relative_to(plain).as_posix()}" for p in plain.rglob("*.*"))
+    assert first.skipped == []
+    same_as_plain("first")
+    for folder in (corpus, plain):  # a changed file
+        seed = folder / "000_cfe940b0310ddd85.txt"
+        seed.write_text(seed.read_text() + "\nA closing sentence about zebras.\n")
+    report = _build(corpus, tmp_path / "idx")
+    assert report.updated == ["seeds/000_cfe940b0310ddd85.txt"] and report.written
+    same_as_plain("changed")
+    for folder in (corpus, plain):  # an added file
+        (folder / "sub" / "new.txt").write_text("A new page about the zoo's flamingos and their keeper.\n")
+    report = _build(corpus, tmp_path / "idx")
+    assert report.added == ["seeds/sub/new.txt"]
+    same_as_plain("added")
+    (corpus / "alias.txt").unlink()  # removing a link removes nothing: the real file is still there
+    assert not _build(corpus, tmp_path / "idx").written
+    same_as_plain("link removed")
+
+
+def test_symlinks_leaving_the_corpus_are_skipped_with_a_reason(corpus: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (outside / "secret.txt").write_text("The launch code is 0000. Nobody may read this.\n")
+    (corpus / "passwd.txt").symlink_to(outside / "passwd")
+    (corpus / "ext").symlink_to(outside, target_is_directory=True)
+    (corpus / "up").symlink_to("..", target_is_directory=True)
+    (corpus / "dangling.md").symlink_to(corpus / "gone.md")
+    report = _build(corpus, tmp_path / "idx")  # used to raise ValueError ... is not in the subpath
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert set(reasons) == {"seeds/passwd.txt", "seeds/ext", "seeds/up", "seeds/dangling.md"}
+    assert "outside the corpus folder" in reasons["seeds/passwd.txt"]
+    assert str(outside / "passwd") in reasons["seeds/passwd.txt"]
+    assert "outside the corpus folder" in reasons["seeds/ext"] and "outside" in reasons["seeds/up"]
+    assert reasons["seeds/dangling.md"].startswith("broken symbolic link")
+    assert report.written and len(report.added) == 4
+    texts = " ".join(c.text for c in store.load(tmp_path / "idx").chunks)
+    assert "root:x" not in texts and "launch code" not in texts
+
+
+def test_nul_and_binary_looking_files_are_skipped_as_binary(corpus: Path, tmp_path: Path) -> None:
+    (corpus / "zeros.txt").write_bytes(b"\x00" * 10240)  # used to become 63 chunks
+    (corpus / "controls.md").write_bytes(bytes(range(1, 9)) * 1000)  # valid UTF-8, not text
+    (corpus / "utf16.txt").write_bytes("Plain words in UTF-16, without a byte order mark.".encode("utf-16-le"))
+    # Text with tabs, form feeds and terminal colours is still text.
+    (corpus / "log.txt").write_text("Build log\tok\f\n\x1b[32mAll twelve checks passed on the zoo server.\x1b[0m\n")
+    report = _build(corpus, tmp_path / "idx")
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert set(reasons) == {"seeds/zeros.txt", "seeds/controls.md", "seeds/utf16.txt"}
+    assert all(reason.startswith("binary file") for reason in reasons.values()), reasons
+    assert sorted(report.added)[-1] == "seeds/log.txt" and len(report.added) == 5
+    assert {c.source for c in store.load(tmp_path / "idx").chunks} == set(report.added)
+
+
+def test_one_failing_file_never_stops_the_build(corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from index import documents
+
+    real = documents.normalise
+
+    def explode(raw: str) -> tuple[str, list[int]]:
+        if "Bumbling Putin" in raw:
+            raise RuntimeError("a bug in normalise")
+        return real(raw)
+
+    monkeypatch.setattr(documents, "normalise", explode)
+    report = _build(corpus, tmp_path / "idx")
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        ("seeds/002_7715699ff9905d8f.txt", "cannot be indexed (RuntimeError: a bug in normalise)")
+    ]
+    assert report.written and len(report.added) == 3
+
+
+def _versions(index_dir: Path) -> set[str]:
+    return {p.name for p in index_dir.iterdir() if p.name.startswith("v-")}
+
+
+def test_previous_version_stays_on_disk_for_replicas_still_loading_it(corpus: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    seen = []
+    for _ in range(3):
+        _build(corpus, index_dir, force=True)
+        version = store.current_version(index_dir)
+        assert version is not None
+        seen.append(version.name)
+    assert _versions(index_dir) == set(seen[-2:])  # current and previous; the first one is gone
+    assert (index_dir / store.PREVIOUS).read_text() == seen[-2]
+    previous = index_dir / seen[-2]
+    assert all((previous / name).is_file() for name in (*store.FILES, "manifest.json"))
+
+
+def test_next_build_cleans_what_a_killed_build_left(corpus: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    _build(corpus, index_dir, force=True)
+    _build(corpus, index_dir, force=True)
+    kept = _versions(index_dir)
+    (index_dir / ".staging-v-20200101T000000-99999-1").mkdir()
+    (index_dir / ".staging-v-20200101T000000-99999-1" / "chunks.jsonl").write_text("half")
+    (index_dir / "v-20200101T000000-99998-1").mkdir()  # switched never: not current, not previous
+    (index_dir / "v-20200101T000000-99998-1" / "manifest.json").write_text("{}")
+    (index_dir / ".CURRENT.tmp-99999").write_text("v-20200101T000000-99998-1")
+    (index_dir / ".PREVIOUS.tmp-99999").write_text("v-x")
+    report = _build(corpus, index_dir)  # nothing changed: no new version, but the debris goes
+    assert not report.written
+    assert sorted(p.name for p in index_dir.iterdir()) == sorted({*kept, "CURRENT", "PREVIOUS", ".lock"})
+    store.load(index_dir)
