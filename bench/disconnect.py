@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from service.testing import FakeOpenAI, free_port
+from service.testing import FakeOpenAI, free_port, running_service
 
 QUESTION = {"question": "What breed of dog did Kim give Putin?"}
 
@@ -84,7 +84,6 @@ def measure(root: Path, index_dir: Path, clients: int) -> dict[str, float]:
             **os.environ,
             "CITEQA_CORPUS_DIR": str(root / "seeds"),
             "CITEQA_INDEX_DIR": str(index_dir),
-            "CITEQA_PORT": str(port),
             "CITEQA_LLM_MODEL": "openai/fake",
             "CITEQA_LLM_API_BASE": f"http://127.0.0.1:{fake.port}/v1",
             "CITEQA_LLM_API_KEY": "x",
@@ -97,24 +96,13 @@ def measure(root: Path, index_dir: Path, clients: int) -> dict[str, float]:
         subprocess.run(
             [sys.executable, "-m", "service.cli", "index"], cwd=root, env=env, check=True, capture_output=True
         )
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=root, env=env)
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
-            health = asyncio.run(burst(url, clients))
-            running = fake.active
-            calls = len(fake.requests)
+            with running_service(root, env, port) as url:
+                health = asyncio.run(burst(url, clients))
+                running = fake.active
+                calls = len(fake.requests)
         finally:
             fake.release.set()
-            proc.terminate()
-            proc.wait(timeout=30)
     return {
         "health_p50_ms": statistics.median(health),
         "health_p99_ms": pct(health, 99),

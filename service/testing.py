@@ -6,11 +6,15 @@ loader that wires the real pipeline to the hashing embedder."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -249,6 +253,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_service(cwd: Path, env: dict[str, str], port: int, timeout: float = 120.0) -> Iterator[str]:
+    """`citeqa serve` in a subprocess on loopback (its settings in `env`, `CITEQA_PORT` = `port`),
+    yielded as its base URL once /ready is 200; stopped on exit. For system tests and benches."""
+    import httpx  # a dev dependency: only tests and benches start servers
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"],
+        cwd=cwd,
+        env={**env, "CITEQA_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"citeqa serve exited {proc.returncode}: {proc.stderr.read()[-2000:] if proc.stderr else ''}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"citeqa serve was not ready within {timeout:g} s")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def build_fake_index(settings: Settings) -> store.IndexData:

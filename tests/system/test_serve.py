@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.testing import FakeOpenAI, free_port
+from service.testing import FakeOpenAI, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk-serve-test-0123456789abcdef"
@@ -46,33 +46,8 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _serve(tmp: Path, **extra: str) -> Iterator[str]:
-    port = free_port()
-    env = _env(tmp, CITEQA_PORT=str(port), **extra)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise AssertionError("citeqa serve never got ready")
+    with running_service(ROOT, _env(tmp, **extra), free_port()) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
