@@ -2,9 +2,10 @@
 
 Starts `citeqa serve` (the real embedder and index) against a fake OpenAI-compatible LLM that
 writes a word every 0.3 s, fires CLIENTS concurrent /ask requests that hang up after 0.5 s, and
-meanwhile asks /health every 20 ms. Prints /health p50/p99/max, how many LLM calls were made and
-how many were still running 2 s after the burst. `--root` points at another checkout to measure
-it the same way in the same run (for a before/after ratio on one machine).
+meanwhile asks /health every 20 ms from a process of its own. Prints /health p50/p99/max, how
+many LLM calls were made and how many were still running 2 s after the burst. `--root` points at
+another checkout to measure it the same way in the same run (for a before/after ratio on one
+machine).
 
     python bench/disconnect.py [--clients 200] [--root /path/to/other/checkout]
 """
@@ -14,13 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
+import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -47,31 +50,38 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-async def burst(url: str, clients: int) -> list[float]:
-    """The leavers run on this event loop; /health is probed from a thread of its own, so the
-    bench's own client work does not show up as the service's latency."""
+def probe(url: str, stop: multiprocessing.synchronize.Event, out: multiprocessing.queues.Queue) -> None:
+    """Asks /health every 20 ms until told to stop; runs in a process of its own."""
     health: list[float] = []
-    stop = threading.Event()
+    with httpx.Client() as client:
+        while not stop.is_set():
+            started = time.perf_counter()
+            client.get(url + "/health", timeout=10)
+            health.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.02)
+    out.put(health)
 
-    def probe() -> None:
-        with httpx.Client() as client:
-            while not stop.is_set():
-                started = time.perf_counter()
-                client.get(url + "/health", timeout=10)
-                health.append((time.perf_counter() - started) * 1000)
-                time.sleep(0.02)
+
+async def burst(url: str, clients: int) -> list[float]:
+    """The leavers run on this event loop; /health is probed from a process of its own, so the
+    bench's own client work (200 httpx requests hold this process's GIL) does not show up as the
+    service's latency."""
+    stop = multiprocessing.Event()
+    out: multiprocessing.queues.Queue = multiprocessing.Queue()
+    prober = multiprocessing.Process(target=probe, args=(url, stop, out))
+    prober.start()
+    await asyncio.sleep(0.5)  # the probe's own start-up is not the service's latency
 
     async def leaver(client: httpx.AsyncClient) -> None:
         with contextlib.suppress(httpx.HTTPError):
             await client.post(url + "/ask", json=QUESTION, timeout=httpx.Timeout(30, read=0.5))
 
-    prober = threading.Thread(target=probe)
-    prober.start()
     limits = httpx.Limits(max_connections=clients + 10)
     async with httpx.AsyncClient(limits=limits) as askers:
         await asyncio.gather(*(leaver(askers) for _ in range(clients)))
     await asyncio.sleep(2.0)
     stop.set()
+    health: list[float] = out.get(timeout=30)
     prober.join()
     return health
 

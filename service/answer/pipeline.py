@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from index.embedder import Embedder
 from index.store import IndexData
 from index.tokens import count_tokens
-from service.answer import citations, second_look
+from service.answer import citations, cpu, second_look
 from service.answer.citations import echoes, is_refusal
 from service.answer.context import Budget, gather_context
 from service.answer.guard import looks_like_injection
@@ -154,9 +154,9 @@ class Answerer:
             question = rewritten
         t_rewrite = time.perf_counter()
         asked = Question.read(question)  # read once, for retrieval, context and the checks
-        # CPU work (embedding, both searches, sentence scoring) runs in a thread, so the event loop
-        # keeps answering /health and other requests while it runs.
-        passages = await asyncio.to_thread(self.passages_for, asked, request.top_k or s.top_k)
+        # CPU work (embedding, both searches, sentence scoring) runs off the event loop (cpu.py), so
+        # the loop keeps answering /health and other requests while it runs.
+        passages = await cpu.run(self.passages_for, asked, request.top_k or s.top_k)
         t_retrieve = time.perf_counter()
 
         usage = Usage()
@@ -177,7 +177,7 @@ class Answerer:
                 if shown := release.flush():
                     yield Token(shown)
                 usage.completion_tokens = count_tokens(raw)
-                checked = await asyncio.to_thread(
+                checked = await cpu.run(
                     citations.check,
                     raw,
                     passages,

@@ -19,6 +19,7 @@ from service.api.rate_limit import RateLimiter
 from service.api.routes import router
 from service.api.state import AppState
 from service.api.widget import router as widget_router
+from service.llm.client import warm_up
 from service.llm.queue import LLMGate
 from service.settings import Settings, get_settings
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
                     )
                     log.error("%s", state.detail)
                     return
+                await warm_up()
                 state.answerer = answerer
                 state.status, state.detail = "ok", None
             except Exception as exc:  # reported by /ready and the log; the process stays up

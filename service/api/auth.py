@@ -73,9 +73,10 @@ def key_matches(settings: Settings, presented: str) -> bool:
     return found
 
 
-def client_identity(request: Request, state: StateDep) -> str:
+async def client_identity(request: Request, state: StateDep) -> str:
     """Authenticate the caller of /ask and /ask/stream and charge its rate limit. Returns the
-    identity the limit is kept under: the key's fingerprint, the token's origin, or the address."""
+    identity the limit is kept under: the key's fingerprint, the token's origin, or the address.
+    `async` although it never awaits, so that FastAPI runs it on the event loop, not in a thread."""
     settings = state.settings
     identity = f"ip:{request.client.host if request.client else 'unknown'}"
     if settings.api_keys:

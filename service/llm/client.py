@@ -141,6 +141,21 @@ def _map_error(exc: Exception, timeout: float) -> CiteqaError:
     return LLMBadResponse(f"the LLM call failed ({type(exc).__name__}; details are in the server log)")
 
 
+async def warm_up() -> None:
+    """Make one mocked litellm call (no network, no model) at start-up. litellm and anyio import
+    about sixty modules on their first call, and those imports hold the event loop for a few
+    hundred milliseconds: without this the first request after start stalls every other one,
+    /health included. A failed warm-up only costs that stall, so it is logged, never raised."""
+    try:
+        response = await litellm.acompletion(
+            model="openai/warm-up", messages=[{"role": "user", "content": "warm-up"}], mock_response="ok", stream=True
+        )
+        async for _ in response:
+            pass
+    except Exception:
+        log.warning("the litellm warm-up failed; the first request may be slow", exc_info=True)
+
+
 class LiteLLMClient:
     def __init__(self, settings: Settings) -> None:
         self.name = settings.llm_model
