@@ -46,6 +46,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             settings.chunk_overlap,
             progress=progress,
             force=args.rebuild,
+            lock_timeout=settings.index_lock_timeout,
         )
     except (FileNotFoundError, IndexLockedError) as exc:
         print(f"citeqa index: {exc}", file=sys.stderr)

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     query_encoder: Literal["onnx", "torch"] = "onnx"
     chunk_tokens: int = Field(160, ge=16, le=2048)
     chunk_overlap: int = Field(32, ge=0, le=1024)
+    index_lock_timeout: float = Field(600.0, ge=0.0, le=86400.0)
 
     # Retrieval and context
     top_k: int = Field(5, ge=1, le=20)

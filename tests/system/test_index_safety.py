@@ -195,6 +195,25 @@ def test_citeqa_index_waits_for_a_build_holding_the_lock(corpus: Path, tmp_path:
     assert data.manifest.embedding_model == "all-MiniLM-L6-v2" and len(data.manifest.files) == 4
 
 
+@pytest.mark.slow
+def test_citeqa_index_exits_2_after_the_configured_lock_timeout(corpus: Path, tmp_path: Path) -> None:
+    """CITEQA_INDEX_LOCK_TIMEOUT reaches the build: with another build holding the lock, the
+    command gives up after that many seconds, exits 2 and names the lock file."""
+    index_dir = tmp_path / "index"
+    with holding_the_lock(index_dir) as lock:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", "index", "--quiet"],
+            cwd=ROOT,
+            env={**_env(corpus, index_dir), "CITEQA_INDEX_LOCK_TIMEOUT": "1"},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert str(lock) in done.stderr and "Traceback" not in done.stderr
+    assert not (index_dir / store.POINTER).exists()
+
+
 def test_build_gives_up_after_its_lock_timeout_naming_the_lock_file(corpus: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "index"
     with holding_the_lock(index_dir) as lock:
