@@ -169,7 +169,7 @@ class Answerer:
             system = messages[0]["content"]
             usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
             async with self.gate.slot():  # held through the second look
-                release = SentenceRelease(system)
+                release = SentenceRelease(system, public=" ".join([question, *(p.text for p in passages)]))
                 async for piece in self.llm.stream(messages):
                     raw += piece
                     if shown := release.feed(piece):

@@ -4,9 +4,15 @@ The final check removes a sentence that reproduces the system prompt, and a sent
 refusal phrase; a stream that passed the model's text straight through showed such a sentence
 before the check took it back (the widget displayed "system: You answer questions using only..."
 for seconds). Holding every sentence until it ends would make the widget feel dead, so words flow
-as they come until a sentence uses a word of the system prompt or a refusal phrase; from there the
-rest of that sentence is held until it ends, then shown only if the check would keep it on those
-grounds. No word of the system prompt is streamed in a sentence the check removes.
+as they come until a sentence uses a word only the system prompt holds, or a refusal phrase; from
+there the rest of that sentence is held until it ends, then shown only if the check would keep it on
+those grounds.
+
+"Only the system prompt": a prompt word that also occurs in the passages or the question is not a
+secret (the client asked it, or can read it in the cited sources), and answers use such words all
+the time ("answer", "street", "owner"); holding on them held whole first sentences and cost the
+stream's p95 time to first token. So no word the client could not already see is streamed in a
+sentence the check removes.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ _WORD = re.compile(r"\S+\s+")  # a word is complete once whitespace follows it
 
 
 class SentenceRelease:
-    def __init__(self, private: str) -> None:
-        self.private_words = word_set(private)
+    def __init__(self, private: str, public: str = "") -> None:
+        self.private_words = word_set(private)  # what the final check judges an echo by
+        self.hold_words = self.private_words - word_set(public)  # what makes a sentence held
         self.text = ""  # everything the model wrote so far
         self.start = 0  # where the current sentence starts in `text`
         self.shown = 0  # how much of `text` has been released
@@ -62,4 +69,4 @@ class SentenceRelease:
         return "" if blocked else rest
 
     def _private(self, word: str) -> bool:
-        return bool(self.private_words) and any(w in self.private_words for w in content_words(word))
+        return bool(self.hold_words) and any(w in self.hold_words for w in content_words(word))
