@@ -42,7 +42,7 @@ class BuildReport:
 
 def _embed(chunks: list[Chunk], embedder: Embedder, on_batch: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
     sentences = [c.text[s.start : s.end] for c in chunks for s in c.sentences]
-    texts = [c.text for c in chunks] + sentences
+    texts = [c.embed_text for c in chunks] + sentences
     vectors = embedder.encode_documents(texts, progress=on_batch) if texts else np.zeros((0, embedder.dim))
     return vectors[: len(chunks)].astype(np.float32), vectors[len(chunks) :].astype(np.float32)
 

@@ -19,9 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.structure import Block, is_structured, read_blocks
+
 log = logging.getLogger("citeqa.index")
 
-SUFFIXES = (".txt", ".md")
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 MIN_DEDUP_CHARS = 30
 # Control characters other than the usual whitespace; text files have next to none.
@@ -35,6 +37,9 @@ class Document:
     text: str  # normalised text; chunk spans index into this
     line_map: tuple[int, ...]  # original 1-based line number of each line of `text`
     sha256: str  # hash of the raw bytes, used for incremental updates
+    # Markdown and HTML only (structure.py): the blocks, and where each starts in `text`.
+    blocks: tuple[Block, ...] = ()
+    block_starts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,10 +175,39 @@ def read_document(path: Path, corpus_dir: Path) -> Document | Skipped:
         return Skipped(source, "binary file (contains NUL bytes)")
     if (share := control_share(decoded)) > MAX_CONTROL_SHARE:
         return Skipped(source, f"binary file ({share:.0%} control characters)")
+    digest = hashlib.sha256(raw).hexdigest()
+    if is_structured(path.suffix):
+        blocks = read_blocks(path.suffix, decoded)
+        if not blocks:
+            return Skipped(source, "no text")
+        text, line_map, starts = join_blocks(blocks)
+        return Document(source, text, tuple(line_map), digest, tuple(blocks), tuple(starts))
     text, line_map = normalise(decoded)
     if not text:
         return Skipped(source, "empty")
-    return Document(source, text, tuple(line_map), hashlib.sha256(raw).hexdigest())
+    return Document(source, text, tuple(line_map), digest)
+
+
+def join_blocks(blocks: list[Block]) -> tuple[str, list[int], list[int]]:
+    """The document text of a structured file: its blocks, a blank line apart. Each line of a block
+    maps to a line of the source inside the block's span (exact for code and Markdown, the block's
+    first line for HTML prose, whose lines the parser joins)."""
+    parts: list[str] = []
+    line_map: list[int] = []
+    starts: list[int] = []
+    offset = 0
+    for block in blocks:
+        if parts:
+            parts.append("\n\n")
+            line_map.append(block.start_line)  # the blank line between blocks
+            offset += 2
+        starts.append(offset)
+        text = block.text
+        parts.append(text)
+        offset += len(text)
+        for index, piece in enumerate(block.pieces):
+            line_map.extend(block.line_of_piece(index, k) for k in range(piece.count("\n") + 1))
+    return "".join(parts), line_map, starts
 
 
 def load_corpus(corpus_dir: Path) -> tuple[list[Document], list[Skipped]]:

@@ -43,6 +43,8 @@ class Citation(BaseModel):
     end_line: int
     text: str = Field(description="The quoted passage.")
     score: float = Field(description="Retrieval relevance of the passage (cosine, -1..1).")
+    heading: str = Field("", description="The section's heading path in the source, 'A › B' (Markdown, HTML).")
+    anchor: str = Field("", description="The nearest element id in an HTML source, for a link: source#anchor.")
 
 
 class Timings(BaseModel):

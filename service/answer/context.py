@@ -155,6 +155,8 @@ def select_context(
                 score=max(c.cosine for c in run),
                 chunk_id=chunk_id,
                 vectors=data.sentence_rows(chunk_id)[[c.sentence for c in run]],
+                heading=chunk.heading,
+                anchor=chunk.anchor,
             )
         )
     return passages

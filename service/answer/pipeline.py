@@ -165,7 +165,7 @@ class Answerer:
         if looks_like_injection(request.question):
             passages = []  # refused without asking the LLM: see service/answer/guard.py
         if passages and max(p.score for p in passages) >= s.min_relevance:
-            messages = self.answer_messages([(p.number, p.text) for p in passages], question)
+            messages = self.answer_messages([(p.number, p.labelled) for p in passages], question)
             system = messages[0]["content"]
             usage.prompt_tokens = sum(count_tokens(m["content"]) for m in messages)
             async with self.gate.slot():  # held through the second look
@@ -205,6 +205,8 @@ class Answerer:
                     end_line=p.end_line,
                     text=p.text,
                     score=round(p.score, 4),
+                    heading=p.heading,
+                    anchor=p.anchor,
                 )
                 for i, p in enumerate(checked.cited, start=1)
             ],

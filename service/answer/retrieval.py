@@ -67,7 +67,7 @@ class HybridRetriever:
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self.bm25 = BM25([content_words(c.text) for c in data.chunks])
+        self.bm25 = BM25([content_words(c.embed_text) for c in data.chunks])
 
     @property
     def rarity(self) -> Rarity:

@@ -20,6 +20,14 @@ class Passage:
     score: float  # best sentence cosine in the passage
     chunk_id: int
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
+    heading: str = ""  # the section's heading path (Markdown and HTML sources)
+    anchor: str = ""  # the nearest element id in an HTML source
+
+    @property
+    def labelled(self) -> str:
+        """The passage as the LLM is shown it: under its heading path, which often names what a
+        list item or table row is about ("createdb › Options: -T template ...")."""
+        return f"{self.heading}: {self.text}" if self.heading else self.text
 
 
 @dataclass

@@ -458,8 +458,10 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
     openChip = chip;
     chip.setAttribute("aria-expanded", "true");
     passageTitle.textContent = `Source [${citation.id}]`;
-    passageSource.textContent = citation.source;
-    passageSource.title = citation.source;
+    // The heading path says where in a long page the passage sits ("createdb › Options").
+    const where = citation.heading ? `${citation.source} › ${citation.heading}` : citation.source;
+    passageSource.textContent = where;
+    passageSource.title = citation.anchor ? `${where} (#${citation.anchor})` : where;
     passageLines.textContent = lineRange(citation);
     passageText.textContent = citation.text;
     passage.hidden = false;
@@ -483,7 +485,8 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
     const chip = h("button", {
       type: "button", class: "chip", "data-testid": "citeqa-citation", "data-citation-id": String(citation.id),
       "aria-label": `Source ${citation.id}: ${fileName(citation.source)}, ${lineRange(citation)}`,
-      "aria-expanded": "false", "aria-controls": "cq-passage", title: `${citation.source}, ${lineRange(citation)}`,
+      "aria-expanded": "false", "aria-controls": "cq-passage",
+      title: `${citation.source}${citation.heading ? ` › ${citation.heading}` : ""}, ${lineRange(citation)}`,
       text: String(citation.id),
     });
     chip.addEventListener("click", () => openPassage(chip, citation));
