@@ -87,11 +87,11 @@ bench: model index  ## index build, retrieval and answer latency figures; /healt
 lint:  $(BASE_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy index service evals
+	$(VENV)/bin/mypy index service evals tests bench
 
 format: $(BASE_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 clean:  ## remove the index and caches (keeps .venv and the assembled model)
-	rm -rf .citeqa/index .pytest_cache .ruff_cache .mypy_cache test-output evals/report/latest.*
+	rm -rf .citeqa/index .pytest_cache .ruff_cache .mypy_cache test-output evals/report/*/ evals/report/summary.*

@@ -39,6 +39,7 @@ def _clone(tmp: Path) -> Path:
 def _config(project: Path) -> dict[str, Any]:
     """Run `docker-compose config` in `project` with none of the caller's compose/citeqa variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEQA_", "COMPOSE_", "LLM_", "DOCKER_"))}
+    assert COMPOSE is not None  # the module is skipped without it
     proc = subprocess.run(
         [COMPOSE, "-f", "docker-compose.yml", "config"],
         cwd=project,
