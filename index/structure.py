@@ -93,13 +93,38 @@ def _markdown_blocks(text: str) -> Iterator[Block]:
             pieces = tuple("\n".join(source(a, b)).strip("\n") for a, b in items)
             yield Block(LIST, pieces, start + 1, end, path, piece_lines=tuple(a + 1 for a, _ in items))
         elif token.type == "table_open":
-            rows = [t.map for t in tokens[i:close] if t.type == "tr_open" and t.map]
-            pieces = tuple(_clean(" ".join(source(a, b))) for a, b in rows)
-            yield Block(TABLE, pieces, start + 1, end, path, piece_lines=tuple(a + 1 for a, _ in rows))
+            rows: list[tuple[list[str], int, bool]] = []  # cells, first line, is a header row
+            for j in range(i, close):
+                t = tokens[j]
+                if t.type == "tr_open" and t.map:
+                    rows.append(([], t.map[0] + 1, False))
+                elif t.type in ("th_open", "td_open") and rows:
+                    rows[-1][0].append(_clean(tokens[j + 1].content))
+                    if t.type == "th_open":
+                        rows[-1] = (rows[-1][0], rows[-1][1], True)
+            pieces, lines_ = _table_pieces([(cells, line) for cells, line, _ in rows], rows[0][2] if rows else False)
+            yield Block(TABLE, pieces, start + 1, end, path, piece_lines=lines_)
         elif token.type in ("paragraph_open", "blockquote_open", "html_block"):
             body = " ".join(_clean(ln) for ln in source(start, end) if ln.strip())
             yield Block(PROSE, (body,), start + 1, end, path)
         i = close + 1
+
+
+def _table_pieces(rows: list[tuple[list[str], int]], has_header: bool) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """One piece per row. Under a header row, each cell is labelled with its column ("Name:
+    smallint | Storage Size: 2 bytes"), so a row read alone, as a chunk of a long table is, still
+    says what its values are; the header row itself then adds nothing and is left out."""
+    rows = [(cells, line) for cells, line in rows if any(cells)]
+    if has_header and len(rows) > 1:
+        header, body = rows[0][0], rows[1:]
+        labelled = [
+            (" | ".join(f"{h}: {c}" if h and c else c for h, c in zip(header, cells, strict=False)), line)
+            if len(cells) == len(header)
+            else (" | ".join(cells), line)
+            for cells, line in body
+        ]
+        return tuple(t for t, _ in labelled), tuple(line for _, line in labelled)
+    return tuple(" | ".join(cells) for cells, _ in rows), tuple(line for _, line in rows)
 
 
 def _closing(tokens: list, i: int) -> int:
@@ -126,7 +151,15 @@ def _html_blocks(text: str) -> Iterator[Block]:
 
     soup = BeautifulSoup(text, "html.parser")  # html.parser records each tag's source line
     root = soup.body or soup
+    title = _clean(soup.title.get_text()) if soup.title else ""
     heading: list[tuple[int, str]] = []
+
+    def path() -> tuple[str, ...]:
+        """The heading path, under the page's title unless the page's own first heading says it:
+        on a reference page the sections are "Options" and "Notes", and only the title says of what."""
+        titles = tuple(t for _, t in heading)
+        return titles if not title or (titles and titles[0] == title) else (title, *titles)
+
     pending: list[str] = []  # loose text between blocks, flushed as prose
     pending_line = 0
 
@@ -162,20 +195,23 @@ def _html_blocks(text: str) -> Iterator[Block]:
             tuple(t for t, _ in kept),
             start,
             end_line(tag),
-            tuple(t for _, t in heading),
+            path(),
             anchor(tag),
             tuple(line for _, line in kept),
         )
 
     def rows(table: Tag) -> list[tuple[str, int]]:
-        out = []
+        found: list[tuple[list[str], int]] = []
+        has_header = False
         for tr in table.find_all("tr"):
             if tr.find_parent("table") is not table:
                 continue  # a nested table's rows belong to its own cell
-            cells = [_clean(c.get_text(" ")) for c in tr.find_all(["th", "td"]) if c.find_parent("tr") is tr]
-            if any(cells):
-                out.append((" | ".join(cells), tr.sourceline or 1))
-        return out
+            cells = [c for c in tr.find_all(["th", "td"]) if c.find_parent("tr") is tr]
+            if not found and cells and all(c.name == "th" for c in cells):
+                has_header = True
+            found.append(([_clean(c.get_text(" ")) for c in cells], tr.sourceline or 1))
+        pieces, lines = _table_pieces(found, has_header)
+        return list(zip(pieces, lines, strict=True))
 
     def definitions(dl: Tag) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
@@ -193,7 +229,7 @@ def _html_blocks(text: str) -> Iterator[Block]:
         body = _clean(" ".join(pending))
         pending = []
         if body:
-            yield Block(PROSE, (body,), pending_line or 1, pending_line or 1, tuple(t for _, t in heading))
+            yield Block(PROSE, (body,), pending_line or 1, pending_line or 1, path())
 
     def walk(node: Tag) -> Iterator[Block]:
         nonlocal heading, pending_line

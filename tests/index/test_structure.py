@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from index.chunking import chunk_document
-from index.documents import read_document
+from index.documents import Document, read_document
 from index.structure import CODE, DEFINITIONS, LIST, PROSE, TABLE, read_blocks
 from index.tokens import count_tokens
 
@@ -37,7 +37,7 @@ Start it with `x serve`.
 """
 
 HTML = """<!DOCTYPE html>
-<html><head><title>T</title><style>p { color: red }</style></head>
+<html><head><title>createdb</title><style>p { color: red }</style></head>
 <body>
 <div class="navheader"><table summary="Navigation header"><tr>
 <td><a href="a.html">Prev</a></td><td><a href="b.html">Up</a></td><td><a href="c.html">Next</a></td>
@@ -81,8 +81,9 @@ def test_markdown_blocks_keep_their_kind_heading_path_and_lines() -> None:
     code = blocks[2]
     assert "make install" in code.text and (code.start_line, code.end_line) == (9, 13)
     assert [p.split("`")[1] for p in blocks[3].pieces] == ["--prefix", "--jobs"]
-    assert blocks[4].pieces == ("| option | default |", "| jobs | 4 |", "| prefix | /usr/local |")
-    assert MARKDOWN.splitlines()[blocks[4].line_of_piece(2) - 1] == "| prefix | /usr/local |"
+    # Rows under a header say what each value is, so a row read alone still makes sense.
+    assert blocks[4].pieces == ("option: jobs | default: 4", "option: prefix | default: /usr/local")
+    assert MARKDOWN.splitlines()[blocks[4].line_of_piece(1) - 1] == "| prefix | /usr/local |"
     assert MARKDOWN.splitlines()[blocks[5].start_line - 1] == "Start it with `x serve`."
 
 
@@ -104,13 +105,14 @@ def test_html_items_keep_their_source_lines() -> None:
     assert "-T template" in lines[definitions.line_of_piece(1) - 1]
     assert code.pieces == ("$ createdb -T template0 demo", "$ createdb demo")
     assert "$ createdb demo" in lines[code.line_of_piece(1) - 1]
-    assert table.pieces == ("Name | Storage Size", "smallint | 2 bytes", "bigint | 8 bytes")
-    assert "bigint" in lines[table.line_of_piece(2) - 1]
+    assert table.pieces == ("Name: smallint | Storage Size: 2 bytes", "Name: bigint | Storage Size: 8 bytes")
+    assert "bigint" in lines[table.line_of_piece(1) - 1]
 
 
 def test_chunks_follow_sections_and_keep_small_blocks_whole(tmp_path: Path) -> None:
     (tmp_path / "guide.md").write_text(MARKDOWN)
     doc = read_document(tmp_path / "guide.md", tmp_path)
+    assert isinstance(doc, Document)
     chunks = chunk_document(doc, chunk_tokens=200, overlap_tokens=0)
     assert [c.heading for c in chunks] == ["Install", "Install › From source", "Use"]
     source = chunks[1]
@@ -125,6 +127,7 @@ def test_a_block_too_big_for_a_chunk_is_split_between_items_only(tmp_path: Path)
     items = [f"- option --flag-{n} turns feature number {n} on for every request it serves" for n in range(40)]
     (tmp_path / "flags.md").write_text("# Flags\n\n" + "\n".join(items) + "\n")
     doc = read_document(tmp_path / "flags.md", tmp_path)
+    assert isinstance(doc, Document)
     chunks = chunk_document(doc, chunk_tokens=64, overlap_tokens=0)
     assert len(chunks) > 1
     for chunk in chunks:
@@ -142,5 +145,14 @@ def doc_line(path: Path, number: int) -> str:
 def test_plain_text_is_read_as_before(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("# Not a heading\n\nOne. Two.\n")
     doc = read_document(tmp_path / "a.txt", tmp_path)
+    assert isinstance(doc, Document)
     assert not doc.blocks and doc.text.startswith("# Not a heading")
     assert all(c.heading == "" for c in chunk_document(doc, 160, 32))
+
+
+def test_sections_of_an_html_page_sit_under_its_title() -> None:
+    """On a reference page the sections are "Options" and "Notes": only the title says of what."""
+    page = "<html><head><title>pg_dump</title></head><body><h2>Options</h2><p>-a dumps only data.</p></body></html>"
+    assert read_blocks(".html", page)[0].heading == ("pg_dump", "Options")
+    same = "<html><head><title>Joins</title></head><body><h1>Joins</h1><p>A join combines rows.</p></body></html>"
+    assert read_blocks(".html", same)[0].heading == ("Joins",)
