@@ -112,8 +112,9 @@ def check(
 
     def score(i: int, passage: Passage) -> float:
         """Lexical support of sentence i by the passage, lifted by embedding similarity when the
-        sentence paraphrases the passage; >= LEXICAL_SUPPORT means supported."""
-        lex = lexical_support(sentences[i][0], passage.text, question, idf)
+        sentence paraphrases the passage; >= LEXICAL_SUPPORT means supported. The passage is taken
+        with its heading path, as the model was shown it ("createdb › Options: -T ...")."""
+        lex = lexical_support(sentences[i][0], passage.labelled, question, idf)
         if lex >= LEXICAL_SUPPORT:
             return lex
         if vectors is not None and passage.vectors.size and lex >= MIN_LEXICAL_WITH_EMBEDDING:
@@ -190,7 +191,7 @@ def _foreign_contacts(sentence: str, passages: list[Passage]) -> list[str]:
     def squash(text: str) -> str:
         return re.sub(r"[^a-z0-9@]", "", text.lower())
 
-    shown = [squash(p.text) for p in passages]
+    shown = [squash(p.labelled) for p in passages]
     found = [m.group(0).rstrip(".,;:") for m in _CONTACT.finditer(sentence)]
     return [c for c in found if not any(squash(c) in text for text in shown)]
 
@@ -209,7 +210,7 @@ def _has_grounded(
         if (
             bare
             and not is_refusal(bare)
-            and any(lexical_support(bare, p.text, question, idf) >= LEXICAL_SUPPORT for p in passages)
+            and any(lexical_support(bare, p.labelled, question, idf) >= LEXICAL_SUPPORT for p in passages)
         ):
             return True
     return False

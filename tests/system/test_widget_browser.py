@@ -539,3 +539,40 @@ def test_cross_origin_embed_uses_a_short_lived_token(page: Page, embedded: tuple
         assert headers["origin"] == host.url
     assert API_KEY not in page.content()
     assert API_KEY not in httpx.get(api.url + "/widget.js").text
+
+
+GUIDE = """# Install
+
+Download the package from the release page.
+
+## From source
+
+Run make install in the unpacked folder to build and install the server.
+"""
+
+
+@pytest.fixture(scope="module")
+def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A Markdown corpus: its passages sit under a heading path."""
+    tmp = tmp_path_factory.mktemp("widget-headings")
+    (tmp / "docs").mkdir()
+    (tmp / "docs" / "guide.md").write_text(GUIDE)
+    app = create_app(fake_settings(tmp, corpus_dir=tmp / "docs"), loader=fake_loader(FakeLLM()))
+    with LiveServer(app, _listening_socket()) as live:
+        yield live
+
+
+def test_a_passage_from_a_markdown_file_shows_its_heading_path(page: Page, docs_server: LiveServer) -> None:
+    page.goto(docs_server.url + "/")
+    open_widget(page)
+    message = ask(page, "How do I install the server from source with make install?")
+    chip = tid(message, "citeqa-citation").first
+    expect(chip).to_be_visible()
+    assert "Install › From source" in (chip.get_attribute("title") or "")
+    chip.click()
+    viewer = tid(page, "citeqa-passage")
+    expect(viewer).to_be_visible()
+    source = tid(viewer, "citeqa-passage-source").inner_text().strip()
+    assert source == "docs/guide.md › Install › From source", source
+    assert tid(viewer, "citeqa-passage-lines").inner_text().strip() == "line 7"
+    assert "make install" in tid(viewer, "citeqa-passage-text").inner_text()
