@@ -20,7 +20,7 @@ from index.structure import HEADING_SEPARATOR, PROSE
 from index.tokens import get_encoding
 
 # Bump when splitting or chunking changes, so existing indexes are rebuilt rather than mixed.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 
 
 @dataclass

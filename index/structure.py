@@ -8,6 +8,9 @@ it fits in a chunk, and otherwise split only between its items (list items, tabl
 definition pairs, code lines). Every block knows its heading path ("Joins Between Tables ›
 Outer joins"), its lines in the source file and, for HTML, the nearest element id, so a citation
 can point at the place. Plain text has no such structure and is read as before (documents.py).
+
+What this module makes of a file is part of the index: bump CHUNKER_VERSION (chunking.py) when the
+blocks it yields change, so existing indexes are rebuilt rather than mixed.
 """
 
 from __future__ import annotations
