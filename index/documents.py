@@ -23,7 +23,7 @@ from index.structure import Block, is_structured, read_blocks
 
 log = logging.getLogger("citeqa.index")
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+SUFFIXES = (".txt", ".rst", ".md", ".markdown", ".html", ".htm")  # .rst is read as plain text
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 MIN_DEDUP_CHARS = 30
 # Control characters other than the usual whitespace; text files have next to none.
