@@ -71,13 +71,13 @@ test: $(BASE_STAMP) browser  ## unit, API, browser and load tests, plus the eval
 test-unit: $(BASE_STAMP)  ## unit tests only (no browser, no load test)
 	$(PY) -m pytest tests -m "not browser and not load" -q
 
-eval-fast: $(BASE_STAMP)  ## retrieval metrics only, no LLM (under a minute)
+eval-fast: $(BASE_STAMP)  ## retrieval metrics on every corpus, no LLM (a few minutes the first time: it builds the eval indexes)
 	$(PY) -m pytest evals -m "not full" -q
 
-eval: model  ## the full quality gate with the embedded default model (under 10 minutes)
+eval: model  ## the full quality gate on every corpus, held-out splits reported beside (about 30 minutes on 2 cores)
 	$(PY) -m pytest evals -q
 
-eval-heldout: model  ## the held-out questions, reported and not gated (about 3 minutes)
+eval-heldout: model  ## the held-out splits alone, reported and not gated
 	$(PY) -m evals.heldout
 
 bench: model index  ## index build, retrieval and answer latency figures; /health under clients that leave

@@ -68,7 +68,7 @@ def bench_index(tmp: Path) -> None:
 
 
 def bench_retrieval(tmp: Path) -> None:
-    from evals.harness import load_cases
+    from evals.corpora import CORPORA
     from index import store
     from index.builder import build
     from index.embedder import SentenceTransformerEmbedder
@@ -82,7 +82,7 @@ def bench_retrieval(tmp: Path) -> None:
     build(ROOT / "seeds", s.index_dir, embedder, s.chunk_tokens, s.chunk_overlap)
     data = store.load(s.index_dir)
     retriever = HybridRetriever(data, embedder, rrf_k=s.rrf_k)
-    questions = [c.question for c in load_cases()]
+    questions = [c.question for c in CORPORA["seeds"].load()]
     queries = [
         questions[i] if i < len(questions) else f"{questions[i % len(questions)]} (again {i})"
         for i in range(max(240, len(questions)))
@@ -106,27 +106,19 @@ def bench_retrieval(tmp: Path) -> None:
     print(f"context selection: p50 {pct(context_ms, 50):.2f} ms, p95 {pct(context_ms, 95):.2f} ms")
 
 
-def bench_answers(tmp: Path, n: int) -> None:
-    from index.builder import build
-    from service.answer.loading import load_answerer
+def bench_answers(corpus_name: str, n: int) -> None:
+    """Time to first token and full answers on one eval corpus: the seeds' fixed questions, or
+    the first `n` answerable main-split questions of another corpus (never the held-out ones)."""
+    from evals import harness
+    from evals.corpora import CORPORA
     from service.answer.pipeline import Done, Token
-    from service.llm.queue import LLMGate
     from service.schemas import AskRequest
-    from service.settings import Settings
 
-    s = Settings(index_dir=tmp / "index-answers")
-    from index.embedder import SentenceTransformerEmbedder
-
-    build(
-        ROOT / "seeds",
-        s.index_dir,
-        SentenceTransformerEmbedder(s.embedding_model),
-        s.chunk_tokens,
-        s.chunk_overlap,
-    )
+    corpus = CORPORA[corpus_name]
     t0 = time.perf_counter()
-    answerer = load_answerer(s, LLMGate(1, 100))
-    print(f"model load ({s.llm_model}): {time.perf_counter() - t0:.1f} s")
+    runner = harness.InProcess(corpus, with_llm=True)  # the eval index, built or brought up to date
+    answerer, s = runner.answerer, runner.settings
+    print(f"[{corpus_name}] index and model load ({s.llm_model}): {time.perf_counter() - t0:.1f} s")
 
     async def one(question: str) -> tuple[float, float, int, bool]:
         started = time.perf_counter()
@@ -143,22 +135,23 @@ def bench_answers(tmp: Path, n: int) -> None:
         total = time.perf_counter() - started
         return (first if first is not None else total), total, pieces, refused
 
-    first_answer = asyncio.run(one("What gifts did Putin and Kim exchange?"))
+    pool = ANSWER_QUESTIONS if corpus_name == "seeds" else [c.question for c in corpus.load() if c.answerable]
+    first_answer = asyncio.run(one(pool[0]))
     print(
         f"first answer after load (system prompt read at load): ttft {first_answer[0]:.2f} s, "
         f"total {first_answer[1]:.2f} s"
     )
     ttft, totals = [], []
-    questions = (ANSWER_QUESTIONS * ((n // len(ANSWER_QUESTIONS)) + 1))[:n]
+    questions = (pool * ((n // len(pool)) + 1))[:n]
     for q in questions:
         first, total, pieces, refused = asyncio.run(one(q))
         ttft.append(first)
         totals.append(total)
         print(f"  {first:5.2f} s ttft  {total:5.2f} s total  {pieces:3d} pieces  {'refused ' if refused else ''}{q}")
     print(
-        f"answers, {len(questions)} questions, {s.llm_model}: time to first token p50 {pct(ttft, 50):.2f} s, "
-        f"p95 {pct(ttft, 95):.2f} s; full answer p50 {pct(totals, 50):.2f} s, p95 {pct(totals, 95):.2f} s; "
-        f"mean {statistics.mean(totals):.2f} s"
+        f"[{corpus_name}] answers, {len(questions)} questions, {s.llm_model}: "
+        f"time to first token p50 {pct(ttft, 50):.2f} s, p95 {pct(ttft, 95):.2f} s; "
+        f"full answer p50 {pct(totals, 50):.2f} s, p95 {pct(totals, 95):.2f} s; mean {statistics.mean(totals):.2f} s"
     )
 
 
@@ -173,7 +166,10 @@ def main() -> None:
         bench_index(tmp)
         bench_retrieval(tmp)
         if not args.skip_answers:
-            bench_answers(tmp, args.answers)
+            from evals.corpora import CORPORA
+
+            for name in CORPORA:
+                bench_answers(name, args.answers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

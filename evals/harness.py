@@ -1,9 +1,11 @@
 """Run the eval questions through citeqa and write the report.
 
 In-process (default) it uses the real pipeline: the real embedder, the configured LLM (the
-embedded default unless `CITEQA_LLM_MODEL` says otherwise) and an index built once per run from
-the seeds. With a base URL it asks a live server over HTTP instead, so a deployment is checked
-the same way. Nothing is recorded or replayed: every answer comes from the system under test.
+embedded default unless `CITEQA_LLM_MODEL` says otherwise) and an index of the corpus
+(evals/corpora.py), kept in `.citeqa/eval-index/<corpus>` and updated like any index, so a
+second run does not embed an unchanged corpus again. With a base URL it asks a live server over
+HTTP instead, so a deployment is checked the same way. Nothing is recorded or replayed: every
+answer comes from the system under test.
 """
 
 from __future__ import annotations
@@ -18,21 +20,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from evals.corpora import CORPORA, ROOT, Corpus
 from evals.metrics import RETRIEVAL_METRICS, Case, Outcome, answer_scores, failing_cases, retrieval_scores
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DATA = HERE / "data" / "qa.jsonl"
 THRESHOLDS = HERE / "thresholds.toml"
 REPORT_DIR = HERE / "report"
+INDEX_CACHE = ROOT / ".citeqa" / "eval-index"
+
+__all__ = ["CORPORA", "ROOT", "Case", "Corpus", "InProcess", "OverHttp", "load_thresholds", "run", "write_report"]
 
 
-def load_cases(path: Path = DATA) -> list[Case]:
-    return [Case(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-
-
-def load_thresholds(tier: str, path: Path = THRESHOLDS) -> dict[str, dict[str, float]]:
-    return tomllib.loads(path.read_text())[tier]  # type: ignore[no-any-return]
+def load_thresholds(tier: str, corpus: str = "seeds", path: Path = THRESHOLDS) -> dict[str, dict[str, float]]:
+    return tomllib.loads(path.read_text())[corpus][tier]  # type: ignore[no-any-return]
 
 
 def applicable(thresholds: dict[str, dict[str, float]], measures_retrieval: bool) -> dict[str, dict[str, float]]:
@@ -71,14 +71,15 @@ def gate(agg: dict[str, float | None], thresholds: dict[str, dict[str, float]], 
 
 
 class InProcess:
-    """The real pipeline over a throwaway index of the seeds."""
+    """The real pipeline over an index of one corpus (built, or brought up to date, on start)."""
 
-    def __init__(self, workdir: Path, with_llm: bool) -> None:
+    def __init__(self, corpus: Corpus, with_llm: bool, index_dir: Path | None = None) -> None:
         from index.builder import build
         from index.embedder import SentenceTransformerEmbedder
         from service.settings import Settings
 
-        self.settings = Settings(index_dir=workdir / "index", corpus_dir=ROOT / "seeds")
+        self.corpus = corpus
+        self.settings = Settings(index_dir=index_dir or INDEX_CACHE / corpus.name, corpus_dir=corpus.docs)
         self.embedder = SentenceTransformerEmbedder(
             self.settings.embedding_model, query_backend=self.settings.query_encoder
         )
@@ -118,7 +119,7 @@ class InProcess:
         outcome = Outcome(
             case,
             retrieved_sources=[h.chunk.source for h in self.retriever.retrieve(case.question, s.top_k).hits],
-            context="\n".join(p.text for p in passages),
+            context="\n".join(p.labelled for p in passages),  # as the LLM is shown them
         )
         if not self.with_llm:
             return outcome
@@ -207,6 +208,7 @@ def write_report(
     seconds: float,
     model: str,
     report_dir: Path = REPORT_DIR,
+    corpus: str = "",
 ) -> Path:
     """latest.json and latest.md; the previous run's aggregates are kept beside them."""
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -244,6 +246,7 @@ def write_report(
     short = below_target(agg, thresholds)
     payload = {
         "tier": tier,
+        "corpus": corpus,
         "model": model,
         "seconds": round(seconds, 1),
         "aggregates": agg,
@@ -266,7 +269,7 @@ def _fmt(value: Any) -> str:
 
 def _markdown(p: dict[str, Any]) -> str:
     lines = [
-        f"# citeqa eval report ({p['tier']} tier)",
+        f"# citeqa eval report ({p['tier']} tier{', ' + p['corpus'] if p.get('corpus') else ''})",
         "",
         f"Model: `{p['model']}`; {len(p['questions'])} questions in {p['seconds']} s.",
         "",
@@ -304,3 +307,54 @@ def _markdown(p: dict[str, Any]) -> str:
 
 def save_outcomes(outcomes: list[Outcome], path: Path) -> None:
     path.write_text(json.dumps([asdict(o) for o in outcomes], indent=2, ensure_ascii=False, default=str))
+
+
+SUMMARY_METRICS = (
+    "key_fact_accuracy",
+    "refusal_accuracy",
+    "false_refusal_rate",
+    "citation_precision",
+    "context_recall",
+    "hit_at_5",
+)
+
+
+def write_summary(report_dir: Path = REPORT_DIR) -> Path:
+    """summary.md and summary.json: every corpus's main and held-out figures side by side, and the
+    gap between them (main minus held-out), from the reports in `report_dir/<corpus>/`."""
+    table: dict[str, dict[str, Any]] = {}
+    for name in CORPORA:
+        entry: dict[str, Any] = {}
+        for split, path in (
+            ("main", report_dir / name / "latest.json"),
+            ("heldout", report_dir / name / "heldout" / "latest.json"),
+        ):
+            if path.exists():
+                report = json.loads(path.read_text())
+                entry[split] = {"questions": len(report["questions"]), "aggregates": report["aggregates"]}
+                entry[split]["failures"] = report.get("failures", [])
+        if "main" in entry and "heldout" in entry:
+            main, held = entry["main"]["aggregates"], entry["heldout"]["aggregates"]
+            entry["gap"] = {
+                m: round(main[m] - held[m], 3)
+                for m in SUMMARY_METRICS
+                if main.get(m) is not None and held.get(m) is not None
+            }
+        if entry:
+            table[name] = entry
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "summary.json").write_text(json.dumps(table, indent=2))
+    lines = ["# citeqa evals: every corpus", "", "| corpus | split | questions | " + " | ".join(SUMMARY_METRICS) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(SUMMARY_METRICS))
+    for name, entry in table.items():
+        for split in ("main", "heldout"):
+            if split in entry:
+                agg = entry[split]["aggregates"]
+                cells = " | ".join(_fmt(agg.get(m)) for m in SUMMARY_METRICS)
+                lines.append(f"| {name} | {split} | {entry[split]['questions']} | {cells} |")
+        if "gap" in entry:
+            cells = " | ".join(_fmt(entry["gap"].get(m)) for m in SUMMARY_METRICS)
+            lines.append(f"| {name} | gap (main - held-out) | | {cells} |")
+    path = report_dir / "summary.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -79,6 +79,25 @@ def test_thresholds_file_has_both_tiers_and_the_issue_targets() -> None:
         assert full[metric][side] >= bar if side == "min" else full[metric][side] <= bar
 
 
+def test_every_corpus_is_gated_and_aims_at_issue_18s_bars() -> None:
+    from evals.corpora import CORPORA
+
+    bars = {
+        "key_fact_accuracy": ("min", 0.85),
+        "refusal_accuracy": ("min", 0.90),
+        "false_refusal_rate": ("max", 0.08),
+        "citation_precision": ("min", 0.95),
+        "context_recall": ("min", 0.90),
+    }
+    for name in CORPORA:
+        fast, full = harness.load_thresholds("fast", name), harness.load_thresholds("full", name)
+        assert "hit_at_5" in fast and "context_recall" in fast, name
+        for metric, (side, bar) in bars.items():  # gated, and aiming at least as high as the issue
+            assert side in full[metric], (name, metric)
+            aim = full[metric].get("target", full[metric][side])
+            assert aim >= bar if side == "min" else aim <= bar, (name, metric)
+
+
 def test_context_recall_tells_a_context_miss_from_a_misreading() -> None:
     src = ["seeds/a.txt"]
     in_context = Outcome(_case(id="read"), retrieved_sources=src, context="Kim gave Putin two Pungsan dogs.")
