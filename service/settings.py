@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     # Retrieval and context
     top_k: int = Field(5, ge=1, le=20)
     rrf_k: int = Field(60, ge=1)
-    context_max_tokens: int = Field(260, ge=32, le=8000)
+    context_max_tokens: int = Field(400, ge=32, le=8000)
     context_max_sentences: int = Field(6, ge=1, le=50)
     context_margin: float = Field(0.25, ge=0.0, le=10.0)
+    context_window: int = Field(1, ge=0, le=10)
     min_relevance: float = Field(0.30, ge=-1.0, le=1.0)
 
     # LLM (every call goes through litellm)

@@ -38,10 +38,16 @@ class Budget:
     max_tokens: int
     max_sentences: int
     margin: float | None = None
+    window: int = 0  # neighbours of each chosen sentence (each side, same chunk) added while tokens last
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Budget:
-        return cls(settings.context_max_tokens, settings.context_max_sentences, settings.context_margin)
+        return cls(
+            settings.context_max_tokens,
+            settings.context_max_sentences,
+            settings.context_margin,
+            settings.context_window,
+        )
 
 
 @dataclass
@@ -100,6 +106,7 @@ def select_context(
     a small model reads the strongest evidence more faithfully when it is not surrounded by
     sentences that share the question's words but answer something else."""
     ranked = [score_sentences(data, retrieval, part, idf) for retrieval, part in parts]
+    scored = {(c.chunk_id, c.sentence): c for cands in ranked for c in cands}
     if budget.margin is not None:
         ranked = [[c for c in cands if c.score >= cands[0].score - budget.margin] for cands in ranked if cands]
     chosen: list[Candidate] = []
@@ -122,6 +129,8 @@ def select_context(
             chosen.append(cand)
             seen.add(_key(cand.text))
             used += cost
+    if budget.window:
+        used += _widen(data, chosen, seen, scored, budget, used)
 
     # Consecutive chosen sentences of a chunk make one passage; a gap starts a new one, so each
     # passage is one contiguous quote with exact lines. [1] is the strongest evidence.
@@ -160,6 +169,48 @@ def select_context(
             )
         )
     return passages
+
+
+def _widen(
+    data: IndexData,
+    chosen: list[Candidate],
+    seen: set[str],
+    scored: dict[tuple[int, int], Candidate],
+    budget: Budget,
+    used: int,
+) -> int:
+    """Add each chosen sentence's neighbours in its section, the next one first, nearest first,
+    best evidence first, while the token budget lasts; returns the tokens added. In documentation
+    the answer is often the sentence after the one that matches the question ("jsonb does not keep
+    duplicate keys. Only the last value is kept."), or needs the one before it.
+
+    Only chunks under a heading (Markdown, HTML) are widened: a section is about one thing, so its
+    neighbours continue the evidence. Plain text has no such bound, and in news articles the next
+    sentence is as often another story's: there the window cost key facts (0.919 to 0.871 on the
+    seed articles, with refusals 0.944 to 0.833), so plain text gets none."""
+    added = 0
+    for distance in range(1, budget.window + 1):
+        for anchor in list(chosen[: budget.max_sentences]):
+            chunk = data.chunks[anchor.chunk_id]
+            if not chunk.heading:
+                continue
+            for k in (anchor.sentence + distance, anchor.sentence - distance):
+                if not 0 <= k < len(chunk.sentences):
+                    continue
+                cand = scored.get((anchor.chunk_id, k))
+                if cand is None:  # a duplicate of a sentence scored in another chunk
+                    span = chunk.sentences[k]
+                    cand = Candidate(anchor.chunk_id, k, chunk.text[span.start : span.end], anchor.cosine, -1.0)
+                if _key(cand.text) in seen:
+                    continue
+                cost = count_tokens(cand.text) + 4
+                if used + added + cost > budget.max_tokens:
+                    continue
+                # A neighbour ranks just below the evidence it surrounds, so [1] stays the strongest.
+                chosen.append(Candidate(cand.chunk_id, cand.sentence, cand.text, cand.cosine, anchor.score - 1e-6))
+                seen.add(_key(cand.text))
+                added += cost
+    return added
 
 
 def _key(text: str) -> str:

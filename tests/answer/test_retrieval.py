@@ -52,7 +52,7 @@ def test_bm25_prefers_rare_terms() -> None:
     assert scores.argmax() == 1 and scores[0] == 0
 
 
-def _one_chunk(sentences: list[str], cosines: list[float]):  # type: ignore[no-untyped-def]
+def _one_chunk(sentences: list[str], cosines: list[float], heading: str = ""):  # type: ignore[no-untyped-def]
     """A one-chunk retrieval whose sentences have exactly these cosines with the question."""
     from types import SimpleNamespace
 
@@ -66,7 +66,7 @@ def _one_chunk(sentences: list[str], cosines: list[float]):  # type: ignore[no-u
     for s in sentences:
         spans.append(Span(start, start + len(s)))
         start += len(s) + 1
-    chunk = Chunk("seeds/a.txt", text, 0, len(text), 1, 1, sentences=spans)
+    chunk = Chunk("seeds/a.txt", text, 0, len(text), 1, 1, sentences=spans, heading=heading)
     rows = np.array([[c, float(np.sqrt(1 - c**2))] for c in cosines], np.float32)
     data = SimpleNamespace(sentence_rows=lambda chunk_id: rows, chunks=[chunk])
     return data, Retrieval([Hit(0, chunk, 0.6, 1.0)], np.array([1.0, 0.0], np.float32))
@@ -133,3 +133,29 @@ def test_a_question_word_meets_its_other_forms_in_a_sentence() -> None:
     data, retrieval = _one_chunk(sentences, [0.66, 0.70])
     ranked = score_sentences(data, retrieval, Part.read("What was Putin doing while Kim fed a horse?"))
     assert ranked[0].text == sentences[0]
+
+
+def test_the_window_brings_in_the_sentence_after_the_evidence() -> None:
+    """The sentence that matches the question is often not the one that answers it: "jsonb does
+    not keep duplicate keys." is followed by "Only the last value is kept." The window adds the
+    evidence's neighbours in its chunk, in document order, while the token budget lasts."""
+    from service.answer.context import select_context
+
+    sentences = [
+        "The json type keeps the input text as it is.",
+        "The jsonb type does not keep duplicate object keys.",
+        "If duplicate keys are given, only the last value is kept.",
+        "Whitespace is dropped as well.",
+    ]
+    question = "What survives?"
+
+    def texts(window: int, max_tokens: int = 200, heading: str = "8.14. JSON Types") -> list[str]:
+        data, retrieval = _one_chunk(sentences, [0.30, 0.80, 0.20, 0.10], heading)
+        budget = Budget(max_tokens, 1, margin=0.1, window=window)
+        return [p.text for p in select_context(data, [(retrieval, Part.read(question))], budget)]  # type: ignore[arg-type]
+
+    assert texts(0) == [sentences[1]]
+    assert texts(1) == [" ".join(sentences[0:3])]  # one contiguous passage: before, evidence, after
+    assert texts(2) == [" ".join(sentences)]
+    assert texts(1, max_tokens=35) == [" ".join(sentences[1:3])]  # room for one more: the next one
+    assert texts(2, heading="") == [sentences[1]]  # plain text has no section to widen within
