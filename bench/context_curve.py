@@ -25,6 +25,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def main() -> None:
+    from machine import pct  # bench/machine.py
+
     from evals import harness
     from evals.corpora import CORPORA
     from evals.metrics import key_facts_present
@@ -61,10 +63,10 @@ def main() -> None:
                 text = "\n".join(p.labelled for p in passages)
                 found += key_facts_present(text, case.key_facts)
                 tokens.append(count_tokens(text))
-            p95 = sorted(tokens)[round(0.95 * (len(tokens) - 1))]
+            p95 = pct([float(t) for t in tokens], 95)
             print(
                 f"{name} | {size} | {window} | {margin} | {found / len(cases):.3f} ({found}/{len(cases)}) "
-                f"| {statistics.mean(tokens):.0f} | {p95}",
+                f"| {statistics.mean(tokens):.0f} | {p95:.0f}",
                 flush=True,
             )
 

@@ -19,7 +19,6 @@ import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,24 +29,11 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import cpu_model, pct
+
 from service.testing import FakeOpenAI, free_port, running_service
 
 QUESTION = {"question": "What breed of dog did Kim give Putin?"}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def probe(url: str, stop: multiprocessing.synchronize.Event, out: multiprocessing.queues.Queue) -> None:
@@ -128,7 +114,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, action="append", default=[])
     args = parser.parse_args()
     roots = [Path(__file__).resolve().parent.parent, *args.root]
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; {args.clients} clients that leave after 0.5 s")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {args.clients} clients that leave after 0.5 s")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, root in enumerate(roots):

@@ -14,13 +14,14 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from machine import cpu_model, pct  # noqa: E402  (bench/machine.py)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -36,11 +37,6 @@ class PassThrough:
 
     def flush(self) -> str:
         return ""
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def first_token(answerer: object, question: str) -> tuple[float, bool]:
@@ -73,14 +69,7 @@ def main() -> None:
     questions = [c["question"] for c in cases if c.get("answerable", True)][: args.questions]
     settings = Settings()
     answerer = load_answerer(settings, LLMGate(1, 10))
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     print(f"CPU: {cpu}, {os.cpu_count()} cores; {settings.llm_model}; {len(questions)} answerable questions")
     real = pipeline.SentenceRelease
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import faiss
 import numpy as np
+from machine import cpu_model
 
 DIM = 384
 
@@ -38,17 +38,6 @@ def normalised(rng: np.random.Generator, n: int, dim: int, block: int = 100_000)
         part /= np.linalg.norm(part, axis=1, keepdims=True)
         out[start : start + len(part)] = part
     return out
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def pct(values: np.ndarray, q: float) -> float:
