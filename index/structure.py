@@ -96,17 +96,16 @@ def _markdown_blocks(text: str) -> Iterator[Block]:
             pieces = tuple("\n".join(source(a, b)).strip("\n") for a, b in items)
             yield Block(LIST, pieces, start + 1, end, path, piece_lines=tuple(a + 1 for a, _ in items))
         elif token.type == "table_open":
-            rows: list[tuple[list[str], int, bool]] = []  # cells, first line, is a header row
+            rows: list[tuple[list[str], int]] = []  # each row's cells and first line
             for j in range(i, close):
                 t = tokens[j]
                 if t.type == "tr_open" and t.map:
-                    rows.append(([], t.map[0] + 1, False))
+                    rows.append(([], t.map[0] + 1))
                 elif t.type in ("th_open", "td_open") and rows:
                     rows[-1][0].append(_clean(tokens[j + 1].content))
-                    if t.type == "th_open":
-                        rows[-1] = (rows[-1][0], rows[-1][1], True)
-            pieces, lines_ = _table_pieces([(cells, line) for cells, line, _ in rows], rows[0][2] if rows else False)
-            yield Block(TABLE, pieces, start + 1, end, path, piece_lines=lines_)
+            has_header = any(t.type == "thead_open" for t in tokens[i:close])
+            pieces, row_lines = _table_pieces(rows, has_header)
+            yield Block(TABLE, pieces, start + 1, end, path, piece_lines=row_lines)
         elif token.type in ("paragraph_open", "blockquote_open", "html_block"):
             body = " ".join(_clean(ln) for ln in source(start, end) if ln.strip())
             yield Block(PROSE, (body,), start + 1, end, path)

@@ -189,8 +189,9 @@ def _widen(
     sentence is as often another story's: there the window cost key facts (0.919 to 0.871 on the
     seed articles, with refusals 0.944 to 0.833), so plain text gets none."""
     added = 0
+    anchors = list(chosen)  # the evidence; the neighbours added below are not widened again
     for distance in range(1, budget.window + 1):
-        for anchor in list(chosen[: budget.max_sentences]):
+        for anchor in anchors:
             chunk = data.chunks[anchor.chunk_id]
             if not chunk.heading:
                 continue
