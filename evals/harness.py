@@ -133,6 +133,7 @@ class InProcess:
         outcome.model_output = done.raw
         if done.second_look:
             outcome.second_look = done.second_look.outcome
+            outcome.refusal_p = done.second_look.refusal_p
         outcome.citations = [c.model_dump() for c in r.citations]
         outcome.timings_ms = r.timings_ms.model_dump()
         return outcome
@@ -231,6 +232,7 @@ def write_report(
             "answer": o.answer,
             "model_output": o.model_output,
             "second_look": o.second_look,
+            "refusal_p": None if o.refusal_p is None else round(o.refusal_p, 4),
             "refused": o.refused,
             "citations": [{k: c[k] for k in ("id", "source", "start_line", "end_line")} for c in o.citations],
             "gold_sources": o.case.gold_sources,

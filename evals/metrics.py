@@ -35,6 +35,7 @@ class Outcome:
     answer: str | None = None
     model_output: str | None = None  # what the LLM wrote before the citation check (in-process runs only)
     second_look: str | None = None  # "kept", "vetoed" or "failed": see service/answer/second_look.py (in-process only)
+    refusal_p: float | None = None  # the second look's probability of a refusal, when read from token probabilities
     refused: bool | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)

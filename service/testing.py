@@ -65,8 +65,10 @@ class FakeLLM:
         delay: float = 0.0,
         fail: Exception | None = None,
         name: str = "fake/extractive",
+        first_tokens: Callable[[Messages], list[tuple[str, float]]] | None = None,
     ) -> None:
         self.script = script or extractive_answer
+        self.first_tokens = first_tokens  # None: like a provider that reports no log-probabilities
         self.delay = delay
         self.fail = fail
         self.name = name
@@ -86,6 +88,17 @@ class FakeLLM:
                 await asyncio.sleep(self.delay)
             self.pieces_sent += 1
             yield piece
+
+    async def first_token(self, messages: Messages, *, top_k: int = 10) -> list[tuple[str, float]] | None:
+        if self.first_tokens is None:
+            return None
+        self.calls.append(messages)
+        self.max_tokens.append(1)
+        if self.fail is not None:
+            raise self.fail
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.first_tokens(messages)[:top_k]
 
 
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:

@@ -124,21 +124,31 @@ class Answerer:
     async def second_look(
         self, question: Question, checked: Checked, usage: Usage
     ) -> tuple[Checked, SecondLook | None]:
-        """Ask again with only the sentences the answer rests on; a refusal there vetoes the
-        answer, a failed call leaves it standing (see service/answer/second_look.py). The caller holds the
-        LLM slot, so the second look does not queue behind other requests."""
+        """Ask again with only the sentences the answer rests on; a likely refusal there (read from
+        the first token's probabilities, or from the reply's text when the provider gives none)
+        vetoes the answer, a failed call leaves it standing (see service/answer/second_look.py).
+        The caller holds the LLM slot, so the second look does not queue behind other requests."""
         sentences = second_look.evidence(checked, question, self.retriever.rarity)
         if not sentences:
             return checked, None
         messages = self.answer_messages(list(enumerate(sentences, start=1)), question.text)
+        threshold = self.settings.confirm_refusal_p
         try:
             async with asyncio.timeout(min(second_look.TIMEOUT, self.settings.llm_timeout)):
-                reply = await complete(self.llm, messages, max_tokens=second_look.MAX_TOKENS)
+                top = await self.llm.first_token(messages, top_k=second_look.TOP_K)
+                reply = "" if top is not None else await complete(self.llm, messages, max_tokens=second_look.MAX_TOKENS)
         except (CiteqaError, TimeoutError) as exc:
             reason = exc.message if isinstance(exc, CiteqaError) else "no reply in time"
             log.warning("second look failed, the checked answer stands: %s", reason)
             return checked, SecondLook("failed")
         usage.prompt_tokens += sum(count_tokens(m["content"]) for m in messages)
+        if top is not None:  # the model's own probability that the evidence does not answer
+            usage.completion_tokens += 1
+            p = second_look.refusal_probability(top)
+            reply = top[0][0] if top else ""
+            if p > threshold:
+                return Checked.refusal(checked.dropped, checked.removed), SecondLook("vetoed", reply, p)
+            return checked, SecondLook("kept", reply, p)
         usage.completion_tokens += count_tokens(reply)
         if second_look.vetoed(reply):
             return Checked.refusal(checked.dropped, checked.removed), SecondLook("vetoed", reply)

@@ -12,10 +12,21 @@ with the sentence before it, so it keeps what it refers to.
 Only a refusal counts: the second reply is never shown, and it cannot add or change a claim. If the
 second call fails or takes longer than TIMEOUT, the checked answer stands (the outcome is "failed",
 logged and counted).
+
+The judgement is read from the model's token probabilities when the provider reports them: the
+probability that the reply opens with the refusal sentence's first token ("I" of "I cannot answer
+that from the provided sources.") is the model's own estimate that the evidence does not answer
+the question, and the answer is vetoed when it exceeds a threshold (CITEQA_CONFIRM_REFUSAL_P)
+calibrated on the evals of every corpus. Reading the written reply instead (as for a provider
+without log-probabilities) is the same test at an implicit threshold: "the likeliest first token is
+a refusal", which lets through a near miss that the model itself rates as more likely a refusal
+than any single other opening, but not likelier than all of them together. It costs one token
+instead of ten.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,9 +35,10 @@ from typing import Literal
 from index.sentences import split_answer, split_sentences
 from service.answer.citations import is_refusal, lexical_support, split_markers
 from service.answer.question import Question
-from service.answer.types import Checked, Passage
+from service.answer.types import REFUSAL, Checked, Passage
 
 MAX_TOKENS = 10  # "I cannot answer that from the provided": the reply is only read for a refusal
+TOP_K = 20  # alternatives to the first token read; the refusal's opening is among them whenever it matters
 # Seconds the second look may take (at most CITEQA_LLM_TIMEOUT): it reads about 100 tokens and writes
 # 10, under a second here, so a call still running after this is stuck, and the answer stands.
 TIMEOUT = 15.0
@@ -39,6 +51,14 @@ _LEANS_BACK = re.compile(r"^(?:it|its|they|their|them|he|his|she|her|this|these|
 class SecondLook:
     outcome: Literal["kept", "vetoed", "failed"]
     reply: str = ""  # what the model wrote on the second look ("" when the call failed)
+    refusal_p: float | None = None  # the probability of a refusal, when read from token probabilities
+
+
+def refusal_probability(top: list[tuple[str, float]]) -> float:
+    """The probability that a reply opens with the refusal sentence, from its likeliest first
+    tokens: the sum over those that begin it ("I", " I"; a tokenizer may split differently)."""
+    opening = REFUSAL.split()[0]
+    return float(sum(math.exp(lp) for token, lp in top if token.strip() and opening.startswith(token.strip())))
 
 
 def evidence(checked: Checked, question: Question, idf: Mapping[str, float] | None = None) -> list[str]:

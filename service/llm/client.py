@@ -20,6 +20,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must no
 import litellm
 from litellm.litellm_core_utils import default_encoding  # noqa: F401  (offline tiktoken files)
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
+from litellm.types.utils import ChatCompletionTokenLogprob, ChoiceLogprobs, TopLogprob
 
 from service.errors import CiteqaError, LLMBadResponse, LLMTimeout, LLMUnavailable
 from service.llm.embedded import LocalLlama
@@ -33,12 +34,19 @@ Messages = list[dict[str, str]]
 log = logging.getLogger(__name__)
 
 
+TokenLogprobs = list[tuple[str, float]]  # (token text, natural-log probability), likeliest first
+
+
 class LLM(Protocol):
-    """What the pipeline needs from a model: a stream of text pieces for a chat prompt."""
+    """What the pipeline needs from a model: a stream of text pieces for a chat prompt, and the
+    likeliest first tokens of a reply with their log-probabilities (None when the provider does
+    not report log-probabilities; the caller then reads the reply's text instead)."""
 
     name: str
 
     def stream(self, messages: Messages, *, max_tokens: int | None = None) -> AsyncIterator[str]: ...
+
+    async def first_token(self, messages: Messages, *, top_k: int = 10) -> TokenLogprobs | None: ...
 
 
 async def complete(llm: LLM, messages: Messages, *, max_tokens: int | None = None) -> str:
@@ -96,10 +104,24 @@ class LocalProvider(CustomLLM):
             stop.set()  # the consumer went away (client disconnected, timeout): stop decoding
 
     async def acompletion(self, *args: Any, **kwargs: Any) -> litellm.ModelResponse:  # type: ignore[override]
-        text = "".join([chunk["text"] async for chunk in self.astreaming(*args, **kwargs)])
         response: litellm.ModelResponse = kwargs["model_response"]
-        response.choices[0].message.content = text  # type: ignore[union-attr]
         response.model = kwargs.get("model", "")
+        params = kwargs.get("optional_params") or {}
+        if params.get("logprobs"):  # one token and its alternatives, as OpenAI's API reports them
+            top = await asyncio.to_thread(
+                self.backend.first_token, kwargs["messages"], int(params.get("top_logprobs") or 1)
+            )
+            alternatives = [TopLogprob(token=t, logprob=lp, bytes=None) for t, lp in top]
+            first = top[0] if top else ("", 0.0)
+            response.choices[0].message.content = first[0]  # type: ignore[union-attr]
+            response.choices[0].logprobs = ChoiceLogprobs(  # type: ignore[union-attr]
+                content=[
+                    ChatCompletionTokenLogprob(token=first[0], logprob=first[1], bytes=None, top_logprobs=alternatives)
+                ]
+            )
+            return response
+        text = "".join([chunk["text"] async for chunk in self.astreaming(*args, **kwargs)])
+        response.choices[0].message.content = text  # type: ignore[union-attr]
         return response
 
 
@@ -212,3 +234,39 @@ class LiteLLMClient:
                 # closing a stream that already failed must not mask the error
                 with contextlib.suppress(Exception):
                     await closer()
+
+    async def first_token(self, messages: Messages, *, top_k: int = 10) -> TokenLogprobs | None:
+        """One token of reply, with the `top_k` likeliest alternatives and their log-probabilities
+        (OpenAI's `logprobs`/`top_logprobs`). None when the provider does not report them."""
+        s = self._settings
+        kwargs: dict[str, Any] = {
+            "model": s.llm_model,
+            "messages": messages,
+            "temperature": 0.0,
+            "max_tokens": 1,
+            "logprobs": True,
+            "top_logprobs": top_k,
+            "timeout": s.llm_timeout,
+            "num_retries": 0,
+        }
+        if s.llm_api_base:
+            kwargs["api_base"] = s.llm_api_base
+        if s.llm_api_key:
+            kwargs["api_key"] = s.llm_api_key.get_secret_value()
+        try:
+            async with asyncio.timeout(s.llm_timeout):
+                response = await litellm.acompletion(**kwargs)
+        except asyncio.CancelledError:
+            raise
+        except litellm.UnsupportedParamsError:
+            return None  # a provider without log-probabilities: the caller reads text instead
+        except Exception as exc:
+            raise _map_error(exc, s.llm_timeout) from exc
+        try:
+            content = response.choices[0].logprobs.content  # type: ignore[union-attr]
+            top = content[0].top_logprobs if content else None
+        except (AttributeError, IndexError, TypeError):
+            return None
+        if not top:
+            return None
+        return sorted(((str(t.token), float(t.logprob)) for t in top), key=lambda p: -p[1])

@@ -144,6 +144,39 @@ class LocalLlama:
                 if piece:
                     yield str(piece)
 
+    def first_token(self, messages: list[dict[str, str]], top_k: int) -> list[tuple[str, float]]:
+        """The `top_k` likeliest first tokens of the reply, with their log-probabilities.
+
+        Read from the logits llama.cpp computes for the last prompt position anyway, through a
+        logits processor that only looks: `logprobs=True` would need the model built with
+        `logits_all`, which keeps a row of the vocabulary for every prompt token (1.2 GB at
+        n_ctx=2048) and computes the output layer for each of them."""
+        seen: list[np.ndarray] = []
+
+        def look(_ids: Any, scores: np.ndarray) -> np.ndarray:
+            if not seen:
+                seen.append(np.array(scores, dtype=np.float64))
+            return scores
+
+        with self._lock:
+            self._check_open()
+            fitted = self.fit(messages, 1)
+            self._start_from_prefix(fitted)
+            self._llm.create_chat_completion(
+                messages=fitted,  # type: ignore[arg-type]
+                max_tokens=1,
+                temperature=0.0,
+                logits_processor=[look],  # type: ignore[arg-type]
+            )
+            if not seen:
+                return []
+            logits = seen[0]
+            logprobs = logits - logits.max()
+            logprobs -= np.log(np.exp(logprobs).sum())
+            best = np.argsort(-logprobs)[:top_k]
+            detok = self._llm.detokenize
+            return [(detok([int(i)]).decode("utf-8", "replace"), float(logprobs[i])) for i in best]
+
 
 @dataclass(frozen=True)
 class _Prefix:

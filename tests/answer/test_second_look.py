@@ -193,3 +193,44 @@ def test_a_second_look_that_hangs_is_cut_short_and_the_answer_stands(
         metrics = c.get("/metrics").text
     assert body["refused"] is False and "Pungsan" in body["answer"]
     assert 'citeqa_second_look_total{outcome="failed"} 1.0' in metrics
+
+
+# ------------------------------------------------------------------ read from token probabilities
+
+
+def test_the_refusal_probability_sums_the_tokens_that_open_the_refusal() -> None:
+    top = [("Kim", np.log(0.5)), ("I", np.log(0.3)), (" I", np.log(0.1)), ("In", np.log(0.05)), ("It", np.log(0.05))]
+    assert second_look.refusal_probability(top) == pytest.approx(0.4)  # "In" and "It" open answers
+    assert second_look.refusal_probability([("The", 0.0)]) == 0.0
+    assert second_look.refusal_probability([]) == 0.0
+
+
+def _one_token(p_refuse: float):  # type: ignore[no-untyped-def]
+    """A model that reports log-probabilities: the first token of a refusal with `p_refuse`."""
+    return lambda m: sorted([("I", float(np.log(p_refuse))), ("Kim", float(np.log(1 - p_refuse)))], key=lambda t: -t[1])
+
+
+@pytest.mark.parametrize(("p_refuse", "threshold", "vetoed"), [(0.4, 0.5, False), (0.6, 0.5, True), (0.4, 0.3, True)])
+def test_with_log_probabilities_the_answer_is_vetoed_above_the_threshold(
+    settings: Settings, p_refuse: float, threshold: float, vetoed: bool
+) -> None:
+    llm = FakeLLM(script=lambda m: DOGS, first_tokens=_one_token(p_refuse))
+    with make_client(settings.model_copy(update={"confirm_refusal_p": threshold}), llm) as c:
+        wait_ready(c)
+        answerer = c.app.state.citeqa.answerer  # type: ignore[attr-defined]
+        done = asyncio.run(answerer.ask(AskRequest(question=QUESTION)))
+    assert done.response.refused is vetoed
+    assert done.second_look is not None and done.second_look.refusal_p == pytest.approx(p_refuse)
+    assert done.second_look.outcome == ("vetoed" if vetoed else "kept")
+    assert llm.max_tokens == [None, 1]  # one token read, no reply written
+    shown = re.findall(r"^\[\d+\] (.+)$", llm.calls[1][-1]["content"], re.M)
+    assert shown == [DOG_SENTENCE]
+
+
+def test_a_provider_without_log_probabilities_is_read_from_its_text(settings: Settings) -> None:
+    llm = _second_look_refuses()  # its first_token reports nothing
+    with make_client(settings.model_copy(update={"confirm_refusal_p": 1.0}), llm) as c:
+        wait_ready(c)
+        body = c.post("/ask", json={"question": QUESTION}).json()
+    assert body["refused"] is True  # the written refusal vetoes, whatever the threshold
+    assert llm.max_tokens == [None, second_look.MAX_TOKENS]

@@ -16,6 +16,9 @@ import pytest
 from service.llm import embedded
 from service.llm.embedded import TRIM_MARK, LocalLlama
 
+LOGITS = np.zeros(64, np.float32)  # the fake vocabulary's next-token logits: token 3 likeliest, then 5
+LOGITS[3], LOGITS[5] = 4.0, 3.0
+
 
 class FakeLlama:
     """One token per whitespace-separated word; keeps the last prompt's tokens and reuses the
@@ -37,8 +40,8 @@ class FakeLlama:
     def tokenize(self, text: bytes, add_bos: bool = False, special: bool = False) -> list[bytes]:
         return text.split()
 
-    def detokenize(self, tokens: list[bytes]) -> bytes:
-        return b" ".join(tokens)
+    def detokenize(self, tokens: list[Any]) -> bytes:
+        return b" ".join(t if isinstance(t, bytes) else f"t{t}".encode() for t in tokens)
 
     def create_chat_completion(self, messages: list[dict[str, str]], **kwargs: Any) -> Any:
         self.prompts.append(messages)
@@ -51,6 +54,8 @@ class FakeLlama:
             reused += 1
         self.reused.append(reused)
         self.input_ids, self.n_tokens = tokens, len(tokens)
+        for look in kwargs.get("logits_processor") or ():
+            look(self.input_ids, LOGITS.copy())
         if not kwargs.get("stream"):
             return {"choices": [{"message": {"content": "Pungsan"}}]}
         return self._chunks()
@@ -203,3 +208,31 @@ def test_the_saved_prefix_does_not_keep_a_copy_of_its_logits(exit_hooks: list[Ca
     assert llm._prefix is not None
     scores = llm._prefix.state.scores
     assert scores.shape == (SHARED, 64) and scores.strides == (0, 0)  # a view of one zero, not 165 MB
+
+
+def test_first_token_reads_the_next_token_log_probabilities(exit_hooks: list[Callable[[], None]]) -> None:
+    llm = LocalLlama(Path("m.gguf"), n_ctx=256)
+    top = llm.first_token([{"role": "user", "content": "which?"}], top_k=3)
+    expected = LOGITS - np.log(np.exp(LOGITS.astype(np.float64)).sum())
+    assert [t for t, _ in top[:2]] == ["t3", "t5"] and len(top) == 3
+    assert [lp for _, lp in top[:2]] == pytest.approx([expected[3], expected[5]])
+    assert FakeLlama.instances[0].calls[-1]["max_tokens"] == 1
+
+
+def test_first_token_goes_through_litellm_as_openai_logprobs(
+    exit_hooks: list[Callable[[], None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import litellm
+    import litellm.main
+
+    monkeypatch.setattr(litellm, "acompletion", litellm.main.acompletion)  # to the fake local model only
+    from service.llm.client import LiteLLMClient, register_local_provider
+    from service.settings import LOCAL_PROVIDER, Settings
+
+    register_local_provider(LocalLlama(Path("m.gguf"), n_ctx=256))
+    client = LiteLLMClient(Settings(llm_model=f"{LOCAL_PROVIDER}/fake"))
+    top = asyncio.run(client.first_token([{"role": "user", "content": "which?"}], top_k=4))
+    assert top is not None and [t for t, _ in top[:2]] == ["t3", "t5"] and len(top) == 4
+    assert top[0][1] > top[1][1] > top[2][1]
