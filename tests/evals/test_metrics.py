@@ -156,3 +156,17 @@ def test_the_report_keeps_the_previous_run_and_shows_what_the_check_changed(tmp_
         "(refused) I cannot answer that from the provided sources. (model wrote: Russia sanctioned Russia [1].)" in page
     )
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_calibration_turns_answers_above_the_threshold_into_refusals() -> None:
+    from evals.calibrate import figures
+
+    def row(answerable: bool, p: float | None, key: float = 1.0, refused: bool = False) -> dict[str, object]:
+        cites = [] if refused else [{"source": "a.txt"}]
+        scores = {"key_facts": key} if answerable else {}
+        return {"answerable": answerable, "refused": refused, "refusal_p": p, "citations": cites,
+                "gold_sources": ["a.txt"], "scores": scores}  # fmt: skip
+
+    rows = [row(True, 0.1), row(True, 0.6), row(False, 0.7), row(False, None, refused=True)]
+    assert figures(rows, 1.0) == {"key_facts": 1.0, "refusals": 0.5, "false_refusals": 0.0, "citation_precision": 1.0}
+    assert figures(rows, 0.5) == {"key_facts": 0.5, "refusals": 1.0, "false_refusals": 0.5, "citation_precision": 1.0}
