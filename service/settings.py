@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     # The second look vetoes when the model gives a refusal more than this probability (read from
     # its first token's log-probabilities; providers without them fall back to reading the text).
     # 1.0 never vetoes by probability: the evals use it to record the probabilities they calibrate on.
-    confirm_refusal_p: float = Field(0.5, ge=0.0, le=1.0)
+    confirm_refusal_p: float = Field(0.25, ge=0.0, le=1.0)
 
     # Embedded local model (used when llm_model starts with "citeqa/")
     model_dir: Path = Path(".citeqa/models")
