@@ -59,7 +59,7 @@ def main() -> None:
             budget = Budget(size, s.context_max_sentences, margin, window)
             found, tokens = 0, []
             for case, parts in zip(cases, retrieved, strict=True):
-                passages = select_context(runner.data, parts, budget, runner.retriever.rarity)
+                passages = select_context(runner.sentences, parts, budget, runner.retriever.rarity)
                 text = "\n".join(p.labelled for p in passages)
                 found += key_facts_present(text, case.key_facts)
                 tokens.append(count_tokens(text))

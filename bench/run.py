@@ -75,6 +75,7 @@ def bench_retrieval(tmp: Path) -> None:
     from service.answer.context import Budget, select_passages
     from service.answer.question import Question
     from service.answer.retrieval import HybridRetriever
+    from service.answer.sentence_vectors import SentenceVectors
     from service.settings import Settings
 
     s = Settings(index_dir=tmp / "index-seeds")
@@ -82,6 +83,7 @@ def bench_retrieval(tmp: Path) -> None:
     build(ROOT / "seeds", s.index_dir, embedder, s.chunk_tokens, s.chunk_overlap)
     data = store.load(s.index_dir)
     retriever = HybridRetriever(data, embedder, rrf_k=s.rrf_k)
+    sentences = SentenceVectors(embedder.encode_documents)
     questions = [c.question for c in CORPORA["seeds"].load()]
     queries = [
         questions[i] if i < len(questions) else f"{questions[i % len(questions)]} (again {i})"
@@ -95,7 +97,7 @@ def bench_retrieval(tmp: Path) -> None:
         t0 = time.perf_counter()
         result = retriever.retrieve(q, s.top_k)
         t1 = time.perf_counter()
-        select_passages(data, result, Question.read(q), budget, retriever.rarity)
+        select_passages(sentences, result, Question.read(q), budget, retriever.rarity)
         t2 = time.perf_counter()
         retrieve_ms.append((t1 - t0) * 1000)
         context_ms.append((t2 - t1) * 1000)

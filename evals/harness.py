@@ -99,13 +99,16 @@ class InProcess:
             from service.llm.queue import LLMGate
 
             self.answerer = load_answerer(self.settings, LLMGate(1, 1000))
-            self.data, self.retriever = self.answerer.data, self.answerer.retriever
+            self.retriever, self.sentences = self.answerer.retriever, self.answerer.sentences
         else:
             from index import store
             from service.answer.retrieval import HybridRetriever
+            from service.answer.sentence_vectors import SentenceVectors
 
-            self.data = store.load(self.settings.index_dir)
-            self.retriever = HybridRetriever(self.data, self.embedder, rrf_k=self.settings.rrf_k)
+            self.retriever = HybridRetriever(
+                store.load(self.settings.index_dir), self.embedder, rrf_k=self.settings.rrf_k
+            )
+            self.sentences = SentenceVectors(self.embedder.encode_documents)
 
     def run(self, case: Case) -> Outcome:
         from service.answer.context import Budget, gather_context
@@ -114,7 +117,7 @@ class InProcess:
 
         s = self.settings
         passages = gather_context(
-            self.data, self.retriever, Question.read(case.question), s.top_k, Budget.from_settings(s)
+            self.sentences, self.retriever, Question.read(case.question), s.top_k, Budget.from_settings(s)
         )
         outcome = Outcome(
             case,

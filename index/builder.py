@@ -40,11 +40,13 @@ class BuildReport:
     seconds: float = 0.0
 
 
-def _embed(chunks: list[Chunk], embedder: Embedder, on_batch: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
-    sentences = [c.text[s.start : s.end] for c in chunks for s in c.sentences]
-    texts = [c.embed_text for c in chunks] + sentences
+def _embed(chunks: list[Chunk], embedder: Embedder, on_batch: Callable[[int], None]) -> np.ndarray:
+    """One vector per chunk, of what it is searched by. Sentences are not embedded here: the
+    service embeds a retrieved chunk's sentences when a question needs them
+    (service/answer/sentence_vectors.py), which made builds about five times quicker."""
+    texts = [c.embed_text for c in chunks]
     vectors = embedder.encode_documents(texts, progress=on_batch) if texts else np.zeros((0, embedder.dim))
-    return vectors[: len(chunks)].astype(np.float32), vectors[len(chunks) :].astype(np.float32)
+    return vectors.astype(np.float32)
 
 
 def build(
@@ -130,7 +132,7 @@ def _build_locked(
         return report
 
     new_chunks = [c for doc in fresh for c in chunk_document(doc, chunk_tokens, chunk_overlap)]
-    total = len(new_chunks) + sum(len(c.sentences) for c in new_chunks)
+    total = len(new_chunks)
     done = 0
 
     def on_batch(n: int) -> None:
@@ -139,34 +141,29 @@ def _build_locked(
         if progress:
             progress(done, total)
 
-    new_chunk_vecs, new_sent_vecs = _embed(new_chunks, embedder, on_batch)
+    new_chunk_vecs = _embed(new_chunks, embedder, on_batch)
     report.n_embedded = total
 
     # Assemble in corpus order: kept chunks reuse their stored vectors, fresh ones use new vectors.
     chunks: list[Chunk] = []
     chunk_rows: list[np.ndarray] = []
-    sent_rows: list[np.ndarray] = []
     fresh_by_source: dict[str, list[int]] = {}
     for i, chunk in enumerate(new_chunks):
         fresh_by_source.setdefault(chunk.source, []).append(i)
-    new_sent_offsets = np.cumsum([0] + [len(c.sentences) for c in new_chunks])
     for doc in docs:
         if doc.source in fresh_by_source:
             for i in fresh_by_source[doc.source]:
                 chunks.append(new_chunks[i])
                 chunk_rows.append(new_chunk_vecs[i : i + 1])
-                sent_rows.append(new_sent_vecs[new_sent_offsets[i] : new_sent_offsets[i + 1]])
         elif old is not None:
             for i in old_by_source.get(doc.source, []):
                 chunks.append(old.chunks[i])
                 chunk_rows.append(old.chunk_vectors[i : i + 1])
-                sent_rows.append(old.sentence_rows(i))
     dim = embedder.dim
     data = store.IndexData.create(
         wanted,
         chunks,
         np.concatenate(chunk_rows) if chunk_rows else np.zeros((0, dim), np.float32),
-        np.concatenate(sent_rows) if sent_rows else np.zeros((0, dim), np.float32),
     )
     store.save(data, index_dir)
     report.written = True

@@ -32,12 +32,13 @@ from index.chunking import Chunk, Span
 
 log = logging.getLogger("citeqa.index")
 
-FORMAT = 1
+# 2: no per-sentence vectors (the service embeds a retrieved chunk's sentences when it needs them)
+FORMAT = 2
 POINTER = "CURRENT"
 PREVIOUS = "PREVIOUS"  # the version CURRENT named before the last switch; kept on disk
 LOCK = ".lock"
 LOCK_TIMEOUT = 600.0  # seconds a build waits for another to finish before giving up
-FILES = ("chunks.jsonl", "chunk_vectors.npy", "sentence_vectors.npy", "faiss.index")
+FILES = ("chunks.jsonl", "chunk_vectors.npy", "faiss.index")
 # Names of what a killed build can leave behind (never the lock file: see `write_lock`).
 _DEBRIS = (".staging-", f".{POINTER}.tmp", f".{PREVIOUS}.tmp")
 
@@ -134,29 +135,17 @@ class IndexData:
     manifest: Manifest
     chunks: list[Chunk]
     chunk_vectors: np.ndarray  # (n_chunks, dim), L2-normalised
-    sentence_vectors: np.ndarray  # (n_sentences, dim), rows in chunk order
-    sentence_offsets: list[int]  # first sentence row of each chunk
     faiss_index: Any = None
 
     @classmethod
-    def create(
-        cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray
-    ) -> IndexData:
-        offsets, total = [], 0
-        for chunk in chunks:
-            offsets.append(total)
-            total += len(chunk.sentences)
-        if total != len(sentence_vectors) or len(chunks) != len(chunk_vectors):
+    def create(cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray) -> IndexData:
+        if len(chunks) != len(chunk_vectors):
             raise ValueError("vector counts do not match the chunks")
         index = faiss.IndexFlatIP(manifest.dim)
         if len(chunk_vectors):
             index.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
         manifest.n_chunks = len(chunks)
-        return cls(manifest, chunks, chunk_vectors, sentence_vectors, offsets, index)
-
-    def sentence_rows(self, chunk_id: int) -> np.ndarray:
-        start = self.sentence_offsets[chunk_id]
-        return self.sentence_vectors[start : start + len(self.chunks[chunk_id].sentences)]
+        return cls(manifest, chunks, chunk_vectors, index)
 
 
 def _sha256(path: Path) -> str:
@@ -201,7 +190,6 @@ def save(data: IndexData, index_dir: Path) -> Path:
         chunk_lines = "".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in data.chunks)
         _write_file(staging / "chunks.jsonl", lambda fh: fh.write(chunk_lines.encode()))
         _write_file(staging / "chunk_vectors.npy", lambda fh: np.save(fh, data.chunk_vectors))
-        _write_file(staging / "sentence_vectors.npy", lambda fh: np.save(fh, data.sentence_vectors))
         serialized = faiss.serialize_index(data.faiss_index)
         _write_file(staging / "faiss.index", lambda fh: fh.write(serialized.tobytes()))
         data.manifest.checksums = {name: _sha256(staging / name) for name in FILES}
@@ -297,13 +285,12 @@ def load(index_dir: Path) -> IndexData:
             raw["sentences"] = [Span(**s) for s in raw["sentences"]]
             chunks.append(Chunk(**raw))
         chunk_vectors = np.load(version / "chunk_vectors.npy")
-        sentence_vectors = np.load(version / "sentence_vectors.npy")
         faiss_index = faiss.deserialize_index(np.frombuffer((version / "faiss.index").read_bytes(), np.uint8))
     except IndexLoadError:
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexLoadError(f"index in {version} cannot be read ({exc}): {fix}") from exc
-    data = IndexData.create(manifest, chunks, chunk_vectors, sentence_vectors)
+    data = IndexData.create(manifest, chunks, chunk_vectors)
     if data.faiss_index.ntotal != faiss_index.ntotal:
         raise IndexLoadError(f"index in {version} is inconsistent: {fix}")
     data.faiss_index = faiss_index

@@ -318,9 +318,7 @@ def fake_loader(llm: FakeLLM | None = None) -> Callable[[Settings, LLMGate], Ans
             else build_fake_index(settings)
         )
         embedder = HashingEmbedder()
-        return Answerer(
-            settings, data, HybridRetriever(data, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate
-        )
+        return Answerer(settings, HybridRetriever(data, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate)
 
     return load
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.store import IndexData
+from index.chunking import Chunk
 from index.tokens import count_tokens
 from service.answer.question import Part, Question
 from service.answer.retrieval import Retrieval, Retriever
+from service.answer.sentence_vectors import SentenceVectors
 from service.answer.types import Passage
 from service.answer.words import all_forms, content_words, unseen_weight
 from service.settings import Settings
@@ -60,7 +61,7 @@ class Candidate:
 
 
 def score_sentences(
-    data: IndexData, retrieval: Retrieval, part: Part, idf: Mapping[str, float] | None = None
+    vectors: SentenceVectors, retrieval: Retrieval, part: Part, idf: Mapping[str, float] | None = None
 ) -> list[Candidate]:
     """Every sentence of the retrieved chunks, scored by cosine plus a bonus for the share of the
     question's words it contains, weighted by rarity (`idf`: words absent from the corpus weigh
@@ -72,7 +73,7 @@ def score_sentences(
     total = sum(weights.values())
     best: dict[str, Candidate] = {}
     for hit in retrieval.hits:
-        rows = data.sentence_rows(hit.chunk_id)
+        rows = vectors.rows(hit.chunk)
         cosines = rows @ retrieval.query_vector if len(rows) else np.zeros(0)
         for k, span in enumerate(hit.chunk.sentences):
             text = hit.chunk.text[span.start : span.end]
@@ -89,14 +90,21 @@ def score_sentences(
 
 
 def select_passages(
-    data: IndexData, retrieval: Retrieval, question: Question, budget: Budget, idf: Mapping[str, float] | None = None
+    vectors: SentenceVectors,
+    retrieval: Retrieval,
+    question: Question,
+    budget: Budget,
+    idf: Mapping[str, float] | None = None,
 ) -> list[Passage]:
     """The context for one retrieval of the whole question (not split into its parts)."""
-    return select_context(data, [(retrieval, Part(question.text, question.forms))], budget, idf)
+    return select_context(vectors, [(retrieval, Part(question.text, question.forms))], budget, idf)
 
 
 def select_context(
-    data: IndexData, parts: list[tuple[Retrieval, Part]], budget: Budget, idf: Mapping[str, float] | None = None
+    vectors: SentenceVectors,
+    parts: list[tuple[Retrieval, Part]],
+    budget: Budget,
+    idf: Mapping[str, float] | None = None,
 ) -> list[Passage]:
     """The best sentences within the token and sentence budgets. A question in several parts
     ("which airport ..., and which city ...?") has one retrieval per part; the parts take turns so
@@ -105,7 +113,9 @@ def select_context(
     With a margin, a part stops taking sentences that score more than `margin` below its best:
     a small model reads the strongest evidence more faithfully when it is not surrounded by
     sentences that share the question's words but answer something else."""
-    ranked = [score_sentences(data, retrieval, part, idf) for retrieval, part in parts]
+    chunks = {hit.chunk_id: hit.chunk for retrieval, _ in parts for hit in retrieval.hits}
+    vectors.prefetch(chunks.values())  # one batch for every part's chunks
+    ranked = [score_sentences(vectors, retrieval, part, idf) for retrieval, part in parts]
     scored = {(c.chunk_id, c.sentence): c for cands in ranked for c in cands}
     if budget.margin is not None:
         ranked = [[c for c in cands if c.score >= cands[0].score - budget.margin] for cands in ranked if cands]
@@ -130,7 +140,7 @@ def select_context(
             seen.add(_key(cand.text))
             used += cost
     if budget.window:
-        used += _widen(data, chosen, seen, scored, budget, used)
+        used += _widen(chunks, chosen, seen, scored, budget, used)
 
     # Consecutive chosen sentences of a chunk make one passage; a gap starts a new one, so each
     # passage is one contiguous quote with exact lines. [1] is the strongest evidence.
@@ -150,7 +160,7 @@ def select_context(
     passages = []
     for number, run in enumerate(runs, start=1):
         chunk_id = run[0].chunk_id
-        chunk = data.chunks[chunk_id]
+        chunk = chunks[chunk_id]
         first, last = chunk.sentences[run[0].sentence], chunk.sentences[run[-1].sentence]
         start_line, _ = chunk.line_span(first.start, first.end)
         _, end_line = chunk.line_span(last.start, last.end)
@@ -163,7 +173,7 @@ def select_context(
                 end_line=end_line,
                 score=max(c.cosine for c in run),
                 chunk_id=chunk_id,
-                vectors=data.sentence_rows(chunk_id)[[c.sentence for c in run]],
+                vectors=vectors.rows(chunk)[[c.sentence for c in run]],
                 heading=chunk.heading,
                 anchor=chunk.anchor,
             )
@@ -172,7 +182,7 @@ def select_context(
 
 
 def _widen(
-    data: IndexData,
+    chunks: Mapping[int, Chunk],
     chosen: list[Candidate],
     seen: set[str],
     scored: dict[tuple[int, int], Candidate],
@@ -192,7 +202,7 @@ def _widen(
     anchors = list(chosen)  # the evidence; the neighbours added below are not widened again
     for distance in range(1, budget.window + 1):
         for anchor in anchors:
-            chunk = data.chunks[anchor.chunk_id]
+            chunk = chunks[anchor.chunk_id]
             if not chunk.heading:
                 continue
             for k in (anchor.sentence + distance, anchor.sentence - distance):
@@ -219,7 +229,7 @@ def _key(text: str) -> str:
 
 
 def gather_context(
-    data: IndexData,
+    vectors: SentenceVectors,
     retriever: Retriever,
     question: Question,
     top_k: int,
@@ -228,4 +238,4 @@ def gather_context(
     """Retrieve for each part of the question, then keep the sentences that matter: exactly the
     passages the LLM is shown (the evals measure them too)."""
     parts = [(retriever.retrieve(part.text, top_k), part) for part in question.parts]
-    return select_context(data, parts, budget, retriever.rarity)
+    return select_context(vectors, parts, budget, retriever.rarity)

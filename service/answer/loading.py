@@ -53,7 +53,7 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
         embedder.query_backend,
         settings.llm_model,
     )
-    answerer = Answerer(settings, data, retriever, embedder, llm, prompts, gate)
+    answerer = Answerer(settings, retriever, embedder, llm, prompts, gate)
     started = time.perf_counter()
     # The first retrieval pays one-off costs (ONNX Runtime's first run, the lemma tables): pay them
     # here, so the first question is as quick as the rest.

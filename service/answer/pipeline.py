@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from index.embedder import Embedder
-from index.store import IndexData
 from index.tokens import count_tokens
 from service.answer import citations, cpu, second_look
 from service.answer.citations import echoes, is_refusal
@@ -24,6 +23,7 @@ from service.answer.prompts import Prompts
 from service.answer.question import Question
 from service.answer.retrieval import Retriever
 from service.answer.second_look import SecondLook
+from service.answer.sentence_vectors import SentenceVectors
 from service.answer.streaming import SentenceRelease
 from service.answer.types import Checked, Passage
 from service.answer.words import word_set
@@ -63,16 +63,16 @@ class Answerer:
     def __init__(
         self,
         settings: Settings,
-        data: IndexData,
         retriever: Retriever,
         embedder: Embedder,
         llm: LLM,
         prompts: Prompts,
         gate: LLMGate,
+        sentences: SentenceVectors | None = None,
     ) -> None:
         self.settings = settings
-        self.data = data
         self.retriever = retriever
+        self.sentences = sentences or SentenceVectors(embedder.encode_documents)
         self.embedder = embedder
         self.llm = llm
         self.prompts = prompts
@@ -85,7 +85,7 @@ class Answerer:
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
     def passages_for(self, question: Question, top_k: int) -> list[Passage]:
-        return gather_context(self.data, self.retriever, question, top_k, Budget.from_settings(self.settings))
+        return gather_context(self.sentences, self.retriever, question, top_k, Budget.from_settings(self.settings))
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []

@@ -37,6 +37,11 @@ class Retriever(Protocol):
     @property
     def rarity(self) -> Rarity: ...
 
+    @property
+    def n_chunks(self) -> int:
+        """How many chunks the store holds (0: nothing could ever be answered)."""
+        ...
+
     def retrieve(self, question: str, top_k: int) -> Retrieval: ...
 
 
@@ -72,6 +77,10 @@ class HybridRetriever:
     @property
     def rarity(self) -> Rarity:
         return self.bm25.idf
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.data.chunks)
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query = self.embedder.encode_query(question)

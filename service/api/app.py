@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
         async def load_in_background() -> None:
             try:
                 answerer = await asyncio.to_thread(load, settings, state.gate)
-                if not answerer.data.chunks:  # nothing could ever be answered: not ready, and why
+                if not answerer.retriever.n_chunks:  # nothing could ever be answered: not ready, and why
                     state.status = "failed"
                     state.detail = (
                         f"the index holds no documents: add .txt or .md files to {settings.corpus_dir} "

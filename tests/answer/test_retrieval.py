@@ -9,6 +9,7 @@ from index.embedder import HashingEmbedder
 from service.answer.context import Budget, select_passages
 from service.answer.question import Part, Question
 from service.answer.retrieval import BM25, HybridRetriever
+from service.answer.sentence_vectors import SentenceVectors
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_context_stays_within_budget_and_keeps_the_answer(retriever: HybridRetri
 
     q = "Which native hunting dogs did Kim give to Putin?"
     passages = select_passages(
-        retriever.data,
+        SentenceVectors(retriever.embedder.encode_documents),
         retriever.retrieve(q, 5),
         Question.read(q),
         Budget(max_tokens=120, max_sentences=6),
@@ -54,8 +55,6 @@ def test_bm25_prefers_rare_terms() -> None:
 
 def _one_chunk(sentences: list[str], cosines: list[float], heading: str = ""):  # type: ignore[no-untyped-def]
     """A one-chunk retrieval whose sentences have exactly these cosines with the question."""
-    from types import SimpleNamespace
-
     import numpy as np
 
     from index.chunking import Chunk, Span
@@ -67,9 +66,18 @@ def _one_chunk(sentences: list[str], cosines: list[float], heading: str = ""):  
         spans.append(Span(start, start + len(s)))
         start += len(s) + 1
     chunk = Chunk("seeds/a.txt", text, 0, len(text), 1, 1, sentences=spans, heading=heading)
-    rows = np.array([[c, float(np.sqrt(1 - c**2))] for c in cosines], np.float32)
-    data = SimpleNamespace(sentence_rows=lambda chunk_id: rows, chunks=[chunk])
-    return data, Retrieval([Hit(0, chunk, 0.6, 1.0)], np.array([1.0, 0.0], np.float32))
+    _ROWS.update({s: [c, float(np.sqrt(1 - c**2))] for s, c in zip(sentences, cosines, strict=True)})
+    return _vectors(), Retrieval([Hit(0, chunk, 0.6, 1.0)], np.array([1.0, 0.0], np.float32))
+
+
+_ROWS: dict[str, list[float]] = {}  # sentence -> the 2-d vector whose cosine with the question is set
+
+
+def _vectors() -> SentenceVectors:
+    """The real on-demand sentence vectors, over an encoder that looks each sentence up in _ROWS."""
+    import numpy as np
+
+    return SentenceVectors(lambda texts: np.array([_ROWS[t] for t in texts], np.float32))
 
 
 def test_a_heading_close_to_the_question_loses_to_the_sentence_that_answers_it() -> None:
@@ -101,7 +109,7 @@ def test_the_margin_keeps_distractors_far_below_the_best_sentence_out_of_the_con
     question = "What happened at the stable?"  # no word shared: scores are the cosines
 
     def texts(margin: float | None) -> list[str]:
-        passages = select_context(data, [(retrieval, Part.read(question))], Budget(200, 6, margin))  # type: ignore[arg-type]
+        passages = select_context(data, [(retrieval, Part.read(question))], Budget(200, 6, margin))
         return [p.text for p in passages]
 
     assert texts(None) == [" ".join(sentences)]  # no margin: all three, one contiguous passage
@@ -112,14 +120,11 @@ def test_the_margin_keeps_distractors_far_below_the_best_sentence_out_of_the_con
 def test_each_part_of_a_compound_question_keeps_its_own_best_under_the_margin() -> None:
     from service.answer.context import select_context
 
-    data_a, first = _one_chunk(["Kim met Putin at Sunan airport.", "Sunan lies north of the city."], [0.9, 0.3])
-    data_b, second = _one_chunk(["Putin then flew on to Hanoi."], [0.4])
-    data_a.chunks.append(data_b.chunks[0])
+    vectors, first = _one_chunk(["Kim met Putin at Sunan airport.", "Sunan lies north of the city."], [0.9, 0.3])
+    _, second = _one_chunk(["Putin then flew on to Hanoi."], [0.4])
     second.hits[0].chunk_id = 1
-    rows = {0: data_a.sentence_rows(0), 1: data_b.sentence_rows(0)}
-    data_a.sentence_rows = rows.__getitem__
     parts = [(first, Part.read("Which airport did he land at?")), (second, Part.read("Which city did he fly to next?"))]
-    passages = select_context(data_a, parts, Budget(200, 6, margin=0.1))  # type: ignore[arg-type]
+    passages = select_context(vectors, parts, Budget(200, 6, margin=0.1))
     # the second part's best (0.4) is far under the first's (0.9) but is its own part's best
     assert [p.text for p in passages] == ["Kim met Putin at Sunan airport.", "Putin then flew on to Hanoi."]
 
@@ -152,10 +157,42 @@ def test_the_window_brings_in_the_sentence_after_the_evidence() -> None:
     def texts(window: int, max_tokens: int = 200, heading: str = "8.14. JSON Types") -> list[str]:
         data, retrieval = _one_chunk(sentences, [0.30, 0.80, 0.20, 0.10], heading)
         budget = Budget(max_tokens, 1, margin=0.1, window=window)
-        return [p.text for p in select_context(data, [(retrieval, Part.read(question))], budget)]  # type: ignore[arg-type]
+        return [p.text for p in select_context(data, [(retrieval, Part.read(question))], budget)]
 
     assert texts(0) == [sentences[1]]
     assert texts(1) == [" ".join(sentences[0:3])]  # one contiguous passage: before, evidence, after
     assert texts(2) == [" ".join(sentences)]
     assert texts(1, max_tokens=35) == [" ".join(sentences[1:3])]  # room for one more: the next one
     assert texts(2, heading="") == [sentences[1]]  # plain text has no section to widen within
+
+
+def test_sentence_vectors_embed_each_chunk_once_and_follow_a_changed_text() -> None:
+    """The index stores no sentence vectors: they are embedded on first use, one batch for all the
+    chunks a question needs, and cached by the chunk's text, so a file changed under the same chunk
+    id gets new vectors."""
+    import numpy as np
+
+    from index.chunking import Chunk, Span
+
+    calls: list[list[str]] = []
+
+    def encode(texts):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts], np.float32)
+
+    def chunk(text: str) -> Chunk:
+        half = len(text) // 2
+        return Chunk("docs/a.md", text, 0, len(text), 1, 1, sentences=[Span(0, half), Span(half, len(text))])
+
+    vectors = SentenceVectors(encode, max_chunks=2)
+    a, b = chunk("alpha beta gamma"), chunk("delta epsilon zeta eta")
+    vectors.prefetch([a, b, a])
+    assert len(calls) == 1 and len(calls[0]) == 4  # one batch, each chunk's sentences once
+    assert vectors.rows(a).shape == (2, 2) and vectors.rows(a)[0, 0] == len("alpha be")
+    assert len(calls) == 1  # served from the cache
+    changed = chunk("alpha beta gamma delta")
+    assert vectors.rows(changed)[1, 0] == len(changed.text) - len(changed.text) // 2
+    assert len(calls) == 2
+    vectors.rows(chunk("one more text"))  # a third chunk: the least recently used (b) goes
+    vectors.rows(b)
+    assert len(calls) == 4 and vectors.embedded == 10

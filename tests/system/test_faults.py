@@ -51,7 +51,6 @@ def real_llm_loader(settings: Settings, gate: LLMGate) -> Answerer:
     embedder = HashingEmbedder()
     return Answerer(
         settings,
-        data,
         HybridRetriever(data, embedder),
         embedder,
         LiteLLMClient(settings),
@@ -249,7 +248,7 @@ def _leftovers(index_dir: Path) -> list[str]:
     return sorted(p.name for p in index_dir.iterdir() if p.name.startswith((".staging-", f".{store.POINTER}.tmp")))
 
 
-@pytest.mark.parametrize("fail_on", ["chunks.jsonl", "sentence_vectors.npy", "faiss.index", "manifest.json"])
+@pytest.mark.parametrize("fail_on", ["chunks.jsonl", "chunk_vectors.npy", "faiss.index", "manifest.json"])
 def test_write_failing_midway_leaves_the_old_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_on: str
 ) -> None:
