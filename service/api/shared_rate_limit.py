@@ -118,7 +118,9 @@ async def check_store(limiters: tuple[Limiter | None, ...]) -> None:
             if ok:
                 log.info("rate limits are shared through Redis")
             else:
-                log.error("rate limit store (CITEQA_REDIS_URL) does not answer: limited routes answer 503 until it does")
+                log.error(
+                    "rate limit store (CITEQA_REDIS_URL) does not answer: limited routes answer 503 until it does"
+                )
             return
 
 

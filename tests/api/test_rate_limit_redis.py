@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from service.api.rate_limit import RateLimiter
@@ -82,7 +81,7 @@ class RedisServer:
     def keys(self) -> list[str]:
         client = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
         try:
-            return sorted(client.keys("*"))
+            return sorted(str(k) for k in client.scan_iter("*"))
         finally:
             client.close()
 
