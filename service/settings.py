@@ -44,8 +44,8 @@ REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
 
 
 def check_redis_url(url: str) -> str:
-    """The URL, stripped, or a ValueError saying what a Redis URL looks like. The messages never
-    repeat the URL: it may carry a password."""
+    """The URL, stripped, or a ValueError saying what a Redis URL looks like. The message itself
+    does not quote the URL, which may carry a password."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
