@@ -44,6 +44,14 @@ class RateLimited(CiteqaError):
     code = "rate_limited"
 
 
+class RateLimitUnavailable(CiteqaError):
+    """The shared rate-limit store (`CITEQA_REDIS_URL`) cannot be reached: the request is refused,
+    not let through unlimited; the operator should check Redis."""
+
+    status_code = 503
+    code = "rate_limit_unavailable"
+
+
 class NotReady(CiteqaError):
     """The service is still loading its index or model."""
 

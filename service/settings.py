@@ -9,6 +9,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +38,26 @@ def parse_rate(text: str) -> tuple[int, float]:
     if not match or match.group(3) not in _UNITS or int(match.group(1)) < 1:
         raise ValueError(f"rate limit {text!r} must look like '3/minute', '10/second' or '100/hour'")
     return int(match.group(1)), float(_UNITS[match.group(3)] * int(match.group(2) or 1))
+
+
+REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+
+
+def check_redis_url(url: str) -> str:
+    """The URL, stripped, or a ValueError saying what a Redis URL looks like. The message itself
+    does not quote the URL, which may carry a password."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+        raise ValueError(
+            f"redis_url (scheme {parts.scheme or 'missing'!r}) must look like redis://host:6379/0, "
+            "rediss://user:pass@host:6380/0 or redis+unix:///path/to/redis.sock"
+        )
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number or out of range)
+    except ValueError as exc:
+        raise ValueError(f"redis_url has a bad port: {exc}") from None
+    return url
 
 
 class Settings(BaseSettings):
@@ -107,6 +128,9 @@ class Settings(BaseSettings):
     token_rate_limit: str | None = "30/minute"  # per client address, for POST /widget/token
     token_secret: SecretStr | None = None
     token_ttl_seconds: int = Field(300, ge=10, le=3600)
+    # Where the rate limits are kept so that every replica shares them (redis://host:6379/0).
+    # Unset: each process keeps its own, in memory.
+    redis_url: str | None = None
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -149,6 +173,11 @@ class Settings(BaseSettings):
         if value:
             parse_rate(value)
         return value or None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        return check_redis_url(value) if value and value.strip() else None
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -15,8 +15,8 @@ from service.answer.loading import Loader, check_index, load_answerer
 from service.api import error_responses
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.observability import Metrics, RequestContextMiddleware
-from service.api.rate_limit import RateLimiter
 from service.api.routes import router
+from service.api.shared_rate_limit import check_store, close_store, make_limiters
 from service.api.state import AppState
 from service.api.widget import router as widget_router
 from service.llm.client import warm_up
@@ -34,12 +34,14 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limiters = make_limiters(settings)  # here, in the loop: async Redis clients belong to one loop
+        await check_store(limiters)
         state = AppState(
             settings=settings,
             gate=LLMGate(settings.llm_max_concurrency, settings.llm_queue_size),
             metrics=metrics,
-            rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
-            token_limiter=RateLimiter(settings.token_rate_limit) if settings.token_rate_limit else None,
+            rate_limiter=limiters[0],
+            token_limiter=limiters[1],
         )
         app.state.citeqa = state
         if check and loader is None:
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
             yield
         finally:
             task.cancel()
+            await close_store(limiters)
 
     metrics = Metrics()
     app = FastAPI(

@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.api.dependencies import StateDep
+from service.api.shared_rate_limit import charge
 from service.errors import RateLimited, Unauthorized
 from service.settings import Settings
 
@@ -76,7 +77,8 @@ def key_matches(settings: Settings, presented: str) -> bool:
 async def client_identity(request: Request, state: StateDep) -> str:
     """Authenticate the caller of /ask and /ask/stream and charge its rate limit. Returns the
     identity the limit is kept under: the key's fingerprint, the token's origin, or the address.
-    `async` although it never awaits, so that FastAPI runs it on the event loop, not in a thread."""
+    `async` so that FastAPI runs it on the event loop, not in a thread; the shared (Redis) limiter
+    awaits its round trip there, and the in-memory one never awaits."""
     settings = state.settings
     identity = f"ip:{request.client.host if request.client else 'unknown'}"
     if settings.api_keys:
@@ -93,7 +95,7 @@ async def client_identity(request: Request, state: StateDep) -> str:
         else:
             raise Unauthorized("invalid, expired or foreign-origin API key or token")
     if state.rate_limiter is not None:
-        wait = state.rate_limiter.hit(identity)
+        wait = await charge(state.rate_limiter, identity)
         if wait is not None:
             raise RateLimited(f"rate limit {settings.rate_limit} exceeded", retry_after=wait)
     return identity

@@ -1,7 +1,8 @@
 """Per-client token-bucket rate limiting (`CITEQA_RATE_LIMIT`, e.g. `3/minute`), in memory.
 
-In memory is per replica: behind a load balancer each replica enforces the limit on its own share
-(docs/scaling.md says how to move the buckets to a shared store)."""
+In memory is per replica: behind a load balancer each replica enforces the limit on its own share.
+`CITEQA_REDIS_URL` swaps this for `service.api.shared_rate_limit.SharedRateLimiter`, one budget
+kept in Redis for every replica (docs/scaling.md)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from service.answer.pipeline import Answerer
 from service.api.observability import Metrics
-from service.api.rate_limit import RateLimiter
+from service.api.shared_rate_limit import Limiter
 from service.llm.queue import LLMGate
 from service.settings import Settings
 
@@ -20,8 +20,9 @@ class AppState:
     settings: Settings
     gate: LLMGate
     metrics: Metrics
-    rate_limiter: RateLimiter | None = None  # None when CITEQA_RATE_LIMIT is empty
-    token_limiter: RateLimiter | None = None  # for POST /widget/token; None when CITEQA_TOKEN_RATE_LIMIT is empty
+    # In memory, or in Redis with CITEQA_REDIS_URL (service/api/shared_rate_limit.py).
+    rate_limiter: Limiter | None = None  # None when CITEQA_RATE_LIMIT is empty
+    token_limiter: Limiter | None = None  # for POST /widget/token; None when CITEQA_TOKEN_RATE_LIMIT is empty
     answerer: Answerer | None = None
     status: str = "loading"  # loading | ok | failed
     detail: str | None = None

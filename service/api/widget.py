@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from service.api.auth import issue_token
 from service.api.dependencies import StateDep
+from service.api.shared_rate_limit import charge
 from service.errors import RateLimited, Unauthorized
 from service.schemas import ErrorResponse, TokenResponse
 
@@ -33,7 +34,7 @@ async def page() -> HTMLResponse:
 @router.post(
     "/widget/token",
     response_model=TokenResponse,
-    responses={code: {"model": ErrorResponse} for code in (401, 413, 429)},
+    responses={code: {"model": ErrorResponse} for code in (401, 413, 429, 503)},
 )
 async def widget_token(request: Request, state: StateDep) -> TokenResponse:
     """A token for the widget on an origin the operator listed (`CITEQA_CORS_ORIGINS`, or this
@@ -46,7 +47,7 @@ async def widget_token(request: Request, state: StateDep) -> TokenResponse:
     settings = state.settings
     if state.token_limiter is not None:
         address = request.client.host if request.client else "unknown"
-        wait = state.token_limiter.hit(f"token:{address}")
+        wait = await charge(state.token_limiter, f"token:{address}")
         if wait is not None:
             raise RateLimited(f"widget token rate limit {settings.token_rate_limit} exceeded", retry_after=wait)
     if not settings.api_keys:  # nothing to protect: /ask needs no credential
