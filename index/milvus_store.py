@@ -302,8 +302,10 @@ class MilvusChunkStore:
 
     # -- search -------------------------------------------------------------------------------
 
-    def hybrid_search(self, query_vector: np.ndarray, query_text: str, k: int, candidates: int = 30) -> list[StoredHit]:
-        """Dense top-`candidates` and BM25 top-`candidates`, fused by RRF (k=60) in the engine.
+    def hybrid_search(
+        self, query_vector: np.ndarray, query_text: str, k: int, candidates: int = 30, rrf_k: int = 60
+    ) -> list[StoredHit]:
+        """Dense top-`candidates` and BM25 top-`candidates`, fused by RRF (`rrf_k`) in the engine.
 
         The engine returns only the fused score, so the dense cosine is recomputed here from the
         stored (normalised) vector. A question with no searchable word runs the dense leg alone."""
@@ -316,7 +318,7 @@ class MilvusChunkStore:
         if content_words(query_text):
             requests.append(AnnSearchRequest(data=[query_text], anns_field="sparse", param={}, limit=depth))
         result = self.client.hybrid_search(
-            self.collection, requests, RRFRanker(60), limit=k, output_fields=["chunk", "dense"]
+            self.collection, requests, RRFRanker(rrf_k), limit=k, output_fields=["chunk", "dense"]
         )
         hits = []
         for row in result[0] if result else []:
