@@ -194,9 +194,7 @@ class MilvusChunkStore:
         index.add_index(field_name="dense", index_type="FLAT", metric_type="COSINE")
         index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         index.add_index(field_name="source", index_type="INVERTED")
-        self.client.create_collection(
-            self.collection, schema=schema, index_params=index, consistency_level="Strong"
-        )
+        self.client.create_collection(self.collection, schema=schema, index_params=index, consistency_level="Strong")
 
     def _create_files(self) -> None:
         from pymilvus import DataType
