@@ -239,6 +239,9 @@ class MilvusChunkStore:
         """What the stored index was built with (None before the first build)."""
         if not self.client.has_collection(self.files_collection):
             return None
+        # A database opened afresh (a new process, a restarted server) has its collections
+        # released, and Milvus refuses queries until they are loaded.
+        self.client.load_collection(self.files_collection)
         rows = self._records('kind == "meta"', ["data"])
         return dict(rows[0]["data"]) if rows else None
 

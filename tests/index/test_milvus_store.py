@@ -145,6 +145,20 @@ def test_unchanged_corpus_embeds_nothing(built: MilvusChunkStore, corpus: Path, 
     assert not report.written
 
 
+def test_a_reopened_database_is_updated_and_searched(built: MilvusChunkStore, corpus: Path, uri: str) -> None:
+    # What a new process sees: the collections exist on disk but are not loaded.
+    for name in (built.collection, built.files_collection):
+        built.client.release_collection(name)
+    (corpus / "garden.md").write_text("# Garden\n\nThe gardener Wexmorrow grows pumpkins.\n")
+    again = CountingEmbedder()
+    report = build_milvus(corpus, uri, again, TOKENS, OVERLAP)
+    assert report.updated == [source_of(corpus, "garden.md")] and not report.rebuild_reason
+    for name in (built.collection, built.files_collection):
+        built.client.release_collection(name)
+    hits = MilvusRetriever(MilvusChunkStore(uri, dim=again.dim), again).retrieve("Wexmorrow", top_k=1).hits
+    assert "Wexmorrow" in hits[0].chunk.text
+
+
 def test_changed_file_is_the_only_one_re_embedded(built: MilvusChunkStore, corpus: Path, uri: str) -> None:
     (corpus / "trains.txt").write_text("The funicular Brakkenlift climbs the hill every twenty minutes.\n")
     again = CountingEmbedder()
