@@ -7,10 +7,14 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from index.builder import BuildReport
 
 
 def _settings(**overrides: object) -> Settings:
@@ -28,6 +32,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from index.store import IndexLockedError
 
     settings = _settings(corpus_dir=args.corpus, index_dir=args.index_dir)
+    if settings.vector_store == "milvus":
+        return _index_milvus(settings, args)
     print(f"indexing {settings.corpus_dir} -> {settings.index_dir}", file=sys.stderr)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
     bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, disable=args.quiet)
@@ -53,6 +59,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 2
     finally:
         bar.close()
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: BuildReport) -> None:
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
     if report.rebuild_reason:
@@ -64,6 +75,41 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"embedded {report.n_embedded} texts in {report.seconds:.1f} s",
         file=sys.stderr,
     )
+
+
+# --- CITEQA_VECTOR_STORE=milvus: `citeqa index` into Milvus (the service does not read it yet) ---
+def _index_milvus(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from index.embedder import SentenceTransformerEmbedder
+    from index.milvus_build import build_milvus
+    from index.milvus_store import MilvusStoreError
+
+    print(f"indexing {settings.corpus_dir} -> Milvus {settings.milvus_uri}", file=sys.stderr)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = build_milvus(
+            settings.corpus_dir,
+            settings.milvus_uri,
+            embedder,
+            settings.chunk_tokens,
+            settings.chunk_overlap,
+            progress=progress,
+            force=args.rebuild,
+        )
+    except (FileNotFoundError, MilvusStoreError) as exc:
+        print(f"citeqa index: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    _print_report(report)
     return 0
 
 

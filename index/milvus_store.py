@@ -1,0 +1,329 @@
+"""Chunks in Milvus: dense vectors, an in-engine BM25 sparse vector and the citation metadata, so
+one engine-side hybrid search replaces FAISS plus the in-process BM25 of the local index.
+
+The same code serves Milvus Lite (`uri` is a local path such as `.citeqa/milvus.db`) and a
+standalone or cluster server (`http://host:19530`).
+
+Two collections:
+
+* `<collection>` holds one row per chunk: an int64 id derived from (source, position) so ids stay
+  unique across files and a retried upsert is idempotent; `source` (filterable, what a file's
+  chunks are deleted by); `text` = `chunk.embed_text` with an analyzer, which the BM25 function
+  turns into the `sparse` vector inside the engine; the L2-normalised `dense` vector (COSINE); and
+  the whole `Chunk` as JSON (`chunk`), so a hit carries its lines, heading and sentence spans.
+* `<collection>_files` holds per-file records: `kind="file"` rows (source -> sha256 and number of
+  chunks, written last, so a build killed halfway leaves the file looking stale and redone), and
+  `kind="df"` rows with that file's term document frequencies over `content_words(embed_text)`,
+  split into parts because a Milvus JSON value is capped at 64 KiB. Summed over files they give the
+  exact idf the local BM25 computes, without scanning every chunk. One `kind="meta"` row records
+  what the index was built with (embedding model, dim, chunker settings).
+
+Milvus wants a vector field in every collection, so the files collection has a 2-dim dummy one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from index.chunking import Chunk, Span
+from service.answer.words import STOPWORDS, content_words
+
+CHUNKS_DEFAULT = "citeqa_chunks"
+MAX_VARCHAR = 65535  # bytes: Milvus's VARCHAR ceiling
+MAX_JSON = 60000  # bytes per JSON value, under Milvus's 64 KiB cap with room for the envelope
+MAX_SOURCE = 4096
+QUERY_PAGE = 1000  # rows per page when listing records (Milvus caps a query's result window)
+_PAD_DIM = 2  # the files collection's dummy vector
+# The engine's tokenizer (word characters, lower-cased) without the words the local BM25 ignores,
+# so the in-engine BM25 does not rank chunks by "the" and "what".
+ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": sorted(STOPWORDS)}]}
+
+
+class MilvusStoreError(RuntimeError):
+    """The Milvus collections cannot serve this index; the message says why and what to do."""
+
+
+class DimensionMismatchError(MilvusStoreError):
+    """The stored vectors have another dimension than the embedder produces."""
+
+
+@dataclass
+class StoredHit:
+    chunk_id: int
+    chunk: Chunk
+    dense: float  # cosine similarity of the query and the chunk
+    fused: float  # the engine's reciprocal-rank-fusion score
+
+
+@dataclass
+class Stats:
+    n_chunks: int
+    df: dict[str, int] = field(default_factory=dict)  # word -> chunks containing it, over all files
+
+    def idf(self) -> dict[str, float]:
+        """The same formula as `service.answer.retrieval.BM25`."""
+        n = self.n_chunks
+        return {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in self.df.items()}
+
+
+def _int63(*parts: str) -> int:
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def chunk_id(source: str, position: int) -> int:
+    """A chunk's primary key: stable for (source, position), unique across files in practice."""
+    return _int63("chunk", source, str(position))
+
+
+def _literal(value: str) -> str:
+    """A Milvus filter string literal (JSON's escaping is what the expression parser reads)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def document_frequencies(chunks: Iterable[Chunk]) -> dict[str, int]:
+    """word -> number of the chunks whose `content_words(embed_text)` contain it."""
+    df: Counter[str] = Counter()
+    for chunk in chunks:
+        df.update(set(content_words(chunk.embed_text)))
+    return dict(df)
+
+
+def _df_parts(df: dict[str, int], limit: int = MAX_JSON) -> list[dict[str, int]]:
+    """Split a df table into dicts whose JSON stays under `limit` bytes."""
+    parts: list[dict[str, int]] = [{}]
+    size = 2
+    for word, count in sorted(df.items()):
+        item = len(json.dumps({word: count}, ensure_ascii=False).encode())
+        if parts[-1] and size + item > limit:
+            parts.append({})
+            size = 2
+        parts[-1][word] = count
+        size += item
+    return parts
+
+
+def chunk_from_json(raw: dict[str, Any]) -> Chunk:
+    raw = dict(raw)
+    raw["sentences"] = [Span(**s) for s in raw.get("sentences", [])]
+    return Chunk(**raw)
+
+
+class MilvusChunkStore:
+    """Chunks and per-file records of one corpus in a Milvus (or Milvus Lite) database."""
+
+    def __init__(self, uri: str, collection: str = CHUNKS_DEFAULT, dim: int = 384, client: Any = None) -> None:
+        from pymilvus import MilvusClient  # optional dependency: imported only when this store is used
+
+        self.uri = uri
+        self.collection = collection
+        self.files_collection = f"{collection}_files"
+        self.dim = dim
+        self.client = client if client is not None else MilvusClient(uri)
+
+    # -- collections --------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return bool(self.client.has_collection(self.collection) and self.client.has_collection(self.files_collection))
+
+    def stored_dim(self) -> int | None:
+        """The dense vector dimension of the existing chunks collection, or None if there is none."""
+        if not self.client.has_collection(self.collection):
+            return None
+        for f in self.client.describe_collection(self.collection)["fields"]:
+            if f["name"] == "dense":
+                return int(f["params"]["dim"])
+        raise MilvusStoreError(f"collection {self.collection!r} at {self.uri} has no 'dense' field: not a citeqa index")
+
+    def ensure(self) -> None:
+        """Create the collections if missing; refuse a chunks collection of another dimension."""
+        stored = self.stored_dim()
+        if stored is not None and stored != self.dim:
+            raise DimensionMismatchError(
+                f"Milvus collection {self.collection!r} at {self.uri} holds {stored}-dim vectors but the "
+                f"embedder produces {self.dim}-dim ones; rebuild it (`citeqa index --force`) or point "
+                "CITEQA_MILVUS_URI at another database"
+            )
+        if stored is None:
+            self._create_chunks()
+        if not self.client.has_collection(self.files_collection):
+            self._create_files()
+        for name in (self.collection, self.files_collection):
+            self.client.load_collection(name)
+
+    def drop(self) -> None:
+        for name in (self.collection, self.files_collection):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+
+    def reset(self) -> None:
+        """Drop everything and start empty (a rebuild with other settings)."""
+        self.drop()
+        self.ensure()
+
+    def _create_chunks(self) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("source", DataType.VARCHAR, max_length=MAX_SOURCE)
+        schema.add_field(
+            "text", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, analyzer_params=ANALYZER
+        )
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dim)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("chunk", DataType.JSON)
+        schema.add_function(
+            Function(
+                name="text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["text"],
+                output_field_names=["sparse"],
+            )
+        )
+        index = self.client.prepare_index_params()
+        # FLAT: exact search, like the FAISS IndexFlatIP it replaces; corpora here are small.
+        index.add_index(field_name="dense", index_type="FLAT", metric_type="COSINE")
+        index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        index.add_index(field_name="source", index_type="INVERTED")
+        self.client.create_collection(self.collection, schema=schema, index_params=index, consistency_level="Strong")
+
+    def _create_files(self) -> None:
+        from pymilvus import DataType
+
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)  # "file", "df" or "meta"
+        schema.add_field("source", DataType.VARCHAR, max_length=MAX_SOURCE)
+        schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+        schema.add_field("n_chunks", DataType.INT64)
+        schema.add_field("data", DataType.JSON)
+        schema.add_field("pad", DataType.FLOAT_VECTOR, dim=_PAD_DIM)
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="pad", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(
+            self.files_collection, schema=schema, index_params=index, consistency_level="Strong"
+        )
+
+    # -- records ------------------------------------------------------------------------------
+
+    def _records(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every files-collection row matching `expr`, page by page."""
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.client.query(
+                self.files_collection, filter=expr, output_fields=fields, limit=QUERY_PAGE, offset=offset
+            )
+            rows.extend(dict(r) for r in page)
+            if len(page) < QUERY_PAGE:
+                return rows
+            offset += QUERY_PAGE
+
+    def _record(self, kind: str, source: str, *, part: int = 0, **values: Any) -> dict[str, Any]:
+        row = {"id": _int63(kind, source, str(part)), "kind": kind, "source": source, "sha256": "", "n_chunks": 0}
+        row.update(values)
+        row.setdefault("data", {})
+        row["pad"] = [0.0] * _PAD_DIM
+        return row
+
+    def meta(self) -> dict[str, Any] | None:
+        """What the stored index was built with (None before the first build)."""
+        if not self.client.has_collection(self.files_collection):
+            return None
+        # A database opened afresh (a new process, a restarted server) has its collections
+        # released, and Milvus refuses queries until they are loaded.
+        self.client.load_collection(self.files_collection)
+        rows = self._records('kind == "meta"', ["data"])
+        return dict(rows[0]["data"]) if rows else None
+
+    def set_meta(self, meta: dict[str, Any]) -> None:
+        self.client.upsert(self.files_collection, [self._record("meta", "", data=meta)])
+
+    def files(self) -> dict[str, str]:
+        """source -> sha256 of every file whose chunks are fully stored."""
+        return {r["source"]: r["sha256"] for r in self._records('kind == "file"', ["source", "sha256"])}
+
+    def upsert_file(self, source: str, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Replace one file's chunks. The file record goes last: it marks the file complete."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors for {source}")
+        if len(vectors) and vectors.shape[1] != self.dim:
+            raise DimensionMismatchError(f"vectors for {source} have dim {vectors.shape[1]}, the store {self.dim}")
+        if len(source.encode()) > MAX_SOURCE:
+            raise ValueError(f"source path longer than {MAX_SOURCE} bytes: {source[:80]}...")
+        self.delete_file(source)
+        rows = []
+        for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+            if chunk.source != source:
+                raise ValueError(f"chunk of {chunk.source} passed as part of {source}")
+            text = chunk.embed_text
+            raw = asdict(chunk)
+            if len(text.encode()) > MAX_VARCHAR or len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_JSON:
+                raise ValueError(f"a chunk of {source} is too large for Milvus (lower CITEQA_CHUNK_TOKENS)")
+            norm = float(np.linalg.norm(vector)) or 1.0
+            dense = (np.asarray(vector, dtype=np.float32) / norm).tolist()
+            rows.append({"id": chunk_id(source, i), "source": source, "text": text, "dense": dense, "chunk": raw})
+        if rows:
+            self.client.upsert(self.collection, rows)
+        parts = _df_parts(document_frequencies(chunks)) if chunks else []
+        records = [self._record("df", source, part=p, data=part) for p, part in enumerate(parts)]
+        records.append(self._record("file", source, sha256=sha256, n_chunks=len(chunks)))
+        self.client.upsert(self.files_collection, records)
+
+    def delete_file(self, source: str) -> None:
+        """Remove a file's record first (so a half-deleted file is never taken as stored), then its
+        df parts and chunks."""
+        expr = f"source == {_literal(source)}"
+        self.client.delete(self.files_collection, filter=f'kind == "file" and {expr}')
+        self.client.delete(self.files_collection, filter=expr)
+        self.client.delete(self.collection, filter=expr)
+
+    def stats(self) -> Stats:
+        """Total chunks and the df table summed over the stored files."""
+        complete = {r["source"]: int(r["n_chunks"]) for r in self._records('kind == "file"', ["source", "n_chunks"])}
+        df: Counter[str] = Counter()
+        for row in self._records('kind == "df"', ["source", "data"]):
+            if row["source"] in complete:
+                df.update(row["data"])
+        return Stats(sum(complete.values()), dict(df))
+
+    def count(self) -> int:
+        """Chunk rows actually in the collection (a check against `stats().n_chunks`)."""
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    # -- search -------------------------------------------------------------------------------
+
+    def hybrid_search(
+        self, query_vector: np.ndarray, query_text: str, k: int, candidates: int = 30, rrf_k: int = 60
+    ) -> list[StoredHit]:
+        """Dense top-`candidates` and BM25 top-`candidates`, fused by RRF (`rrf_k`) in the engine.
+
+        The engine returns only the fused score, so the dense cosine is recomputed here from the
+        stored (normalised) vector. A question with no searchable word runs the dense leg alone."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        query = np.asarray(query_vector, dtype=np.float32)
+        query = query / (float(np.linalg.norm(query)) or 1.0)
+        depth = max(candidates, k)
+        requests = [AnnSearchRequest(data=[query.tolist()], anns_field="dense", param={}, limit=depth)]
+        if content_words(query_text):
+            requests.append(AnnSearchRequest(data=[query_text], anns_field="sparse", param={}, limit=depth))
+        result = self.client.hybrid_search(
+            self.collection, requests, RRFRanker(rrf_k), limit=k, output_fields=["chunk", "dense"]
+        )
+        hits = []
+        for row in result[0] if result else []:
+            entity = row["entity"]
+            dense = float(np.asarray(entity["dense"], dtype=np.float32) @ query)
+            hits.append(StoredHit(int(row["id"]), chunk_from_json(entity["chunk"]), dense, float(row["distance"])))
+        return hits
