@@ -84,13 +84,25 @@ class InProcess:
             self.settings.embedding_model, query_backend=self.settings.query_encoder
         )
         started = time.perf_counter()
-        build(
-            self.settings.corpus_dir,
-            self.settings.index_dir,
-            self.embedder,
-            self.settings.chunk_tokens,
-            self.settings.chunk_overlap,
-        )
+        if self.settings.vector_store == "milvus":  # CITEQA_VECTOR_STORE=milvus: a Milvus Lite file per corpus
+            from index.milvus_build import build_milvus
+
+            self.settings.milvus_uri = str(self.settings.index_dir.with_name(f"{corpus.name}-milvus.db"))
+            build_milvus(
+                self.settings.corpus_dir,
+                self.settings.milvus_uri,
+                self.embedder,
+                self.settings.chunk_tokens,
+                self.settings.chunk_overlap,
+            )
+        else:
+            build(
+                self.settings.corpus_dir,
+                self.settings.index_dir,
+                self.embedder,
+                self.settings.chunk_tokens,
+                self.settings.chunk_overlap,
+            )
         self.index_seconds = time.perf_counter() - started
         self.with_llm = with_llm
         self.answerer: Any = None
@@ -101,13 +113,10 @@ class InProcess:
             self.answerer = load_answerer(self.settings, LLMGate(1, 1000))
             self.retriever, self.sentences = self.answerer.retriever, self.answerer.sentences
         else:
-            from index import store
-            from service.answer.retrieval import HybridRetriever
+            from service.answer.loading import open_retriever
             from service.answer.sentence_vectors import SentenceVectors
 
-            self.retriever = HybridRetriever(
-                store.load(self.settings.index_dir), self.embedder, rrf_k=self.settings.rrf_k
-            )
+            self.retriever = open_retriever(self.settings, self.embedder)
             self.sentences = SentenceVectors(self.embedder.encode_documents)
 
     def run(self, case: Case) -> Outcome:

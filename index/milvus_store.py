@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from index.chunking import Chunk, Span
-from service.answer.words import STOPWORDS, content_words
+from service.answer.words import content_words
 
 CHUNKS_DEFAULT = "citeqa_chunks"
 MAX_VARCHAR = 65535  # bytes: Milvus's VARCHAR ceiling
@@ -42,9 +43,16 @@ MAX_JSON = 60000  # bytes per JSON value, under Milvus's 64 KiB cap with room fo
 MAX_SOURCE = 4096
 QUERY_PAGE = 1000  # rows per page when listing records (Milvus caps a query's result window)
 _PAD_DIM = 2  # the files collection's dummy vector
-# The engine's tokenizer (word characters, lower-cased) without the words the local BM25 ignores,
-# so the in-engine BM25 does not rank chunks by "the" and "what".
-ANALYZER = {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": sorted(STOPWORDS)}]}
+# The engine's BM25 reads the very terms the local BM25 does: `content_words` (lemmatised, stop
+# words out), each made one word for the engine's standard tokenizer (Milvus Lite has no whitespace
+# tokenizer; "_" joins a word, so "x-utf8" stays one term). With its default k1 = 1.2, b = 0.75 and
+# the same idf formula, the lexical leg ranks as `HybridRetriever`'s does (the engine's own
+# analyzers do not lemmatise, so "flew" would miss "fly").
+ANALYZER = {"tokenizer": "standard"}
+
+
+def bm25_terms(text: str) -> str:
+    return " ".join(re.sub(r"\W", "_", term) for term in content_words(text))
 
 
 class MilvusStoreError(RuntimeError):
@@ -265,7 +273,7 @@ class MilvusChunkStore:
         for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
             if chunk.source != source:
                 raise ValueError(f"chunk of {chunk.source} passed as part of {source}")
-            text = chunk.embed_text
+            text = bm25_terms(chunk.embed_text)
             raw = asdict(chunk)
             if len(text.encode()) > MAX_VARCHAR or len(json.dumps(raw, ensure_ascii=False).encode()) > MAX_JSON:
                 raise ValueError(f"a chunk of {source} is too large for Milvus (lower CITEQA_CHUNK_TOKENS)")
@@ -316,8 +324,8 @@ class MilvusChunkStore:
         query = query / (float(np.linalg.norm(query)) or 1.0)
         depth = max(candidates, k)
         requests = [AnnSearchRequest(data=[query.tolist()], anns_field="dense", param={}, limit=depth)]
-        if content_words(query_text):
-            requests.append(AnnSearchRequest(data=[query_text], anns_field="sparse", param={}, limit=depth))
+        if terms := bm25_terms(query_text):
+            requests.append(AnnSearchRequest(data=[terms], anns_field="sparse", param={}, limit=depth))
         result = self.client.hybrid_search(
             self.collection, requests, RRFRanker(rrf_k), limit=k, output_fields=["chunk", "dense"]
         )

@@ -77,7 +77,7 @@ def _print_report(report: BuildReport) -> None:
     )
 
 
-# --- CITEQA_VECTOR_STORE=milvus: `citeqa index` into Milvus (the service does not read it yet) ---
+# --- CITEQA_VECTOR_STORE=milvus: `citeqa index` into Milvus (service/answer/loading.py reads it) ---
 def _index_milvus(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 

@@ -312,12 +312,22 @@ def fake_loader(llm: FakeLLM | None = None) -> Callable[[Settings, LLMGate], Ans
     """A `create_app(loader=...)` that uses the real pipeline with the hashing embedder and `llm`."""
 
     def load(settings: Settings, gate: LLMGate) -> Answerer:
+        embedder = HashingEmbedder()
+        if settings.vector_store == "milvus":  # the store the settings name, built with the fake embedder
+            from index.milvus_build import build_milvus
+            from service.answer.loading import open_retriever
+
+            build_milvus(
+                settings.corpus_dir, settings.milvus_uri, embedder, settings.chunk_tokens, settings.chunk_overlap
+            )
+            return Answerer(
+                settings, open_retriever(settings, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate
+            )
         data = (
             store.load(settings.index_dir)
             if (settings.index_dir / store.POINTER).exists()
             else build_fake_index(settings)
         )
-        embedder = HashingEmbedder()
         return Answerer(settings, HybridRetriever(data, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate)
 
     return load

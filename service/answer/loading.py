@@ -11,8 +11,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from index.embedder import Embedder
 from service.answer.pipeline import Answerer
 from service.answer.question import Question
+from service.answer.retrieval import Retriever
 from service.llm.queue import LLMGate
 from service.settings import Settings
 
@@ -25,31 +27,63 @@ def check_index(settings: Settings) -> None:
     """Fail fast, before serving, when the index is missing or damaged (the message names the fix)."""
     from index import store
 
+    if settings.vector_store == "milvus":
+        from index.milvus_store import MilvusChunkStore, MilvusStoreError
+
+        try:
+            built = MilvusChunkStore(settings.milvus_uri).meta() is not None
+        except MilvusStoreError as exc:
+            raise store.IndexLoadError(str(exc)) from exc
+        if not built:
+            raise store.IndexLoadError(
+                f"no index found in Milvus at {settings.milvus_uri}: run `citeqa index` (or `make index`) to build it"
+            )
+        return
     store.load(settings.index_dir)
 
 
-def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
+def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
+    """The one place that knows which store holds the chunks (`CITEQA_VECTOR_STORE`): the FAISS
+    index on disk with BM25 in process, or a Milvus collection that runs both searches itself.
+    Raises `IndexLoadError` when the store cannot serve this embedder."""
     from index import store
-    from index.embedder import SentenceTransformerEmbedder
-    from service.answer.prompts import Prompts
-    from service.answer.retrieval import HybridRetriever
-    from service.llm.client import LiteLLMClient
 
-    prompts = Prompts.load()
+    if settings.vector_store == "milvus":
+        from index.milvus_store import MilvusChunkStore, MilvusStoreError
+        from service.answer.milvus_retriever import MilvusRetriever
+
+        try:
+            return MilvusRetriever(
+                MilvusChunkStore(settings.milvus_uri, dim=embedder.dim), embedder, rrf_k=settings.rrf_k
+            )
+        except MilvusStoreError as exc:
+            raise store.IndexLoadError(str(exc)) from exc
+    from service.answer.retrieval import HybridRetriever
+
     data = store.load(settings.index_dir)
-    embedder = SentenceTransformerEmbedder(settings.embedding_model, query_backend=settings.query_encoder)
     if data.manifest.embedding_model != embedder.name or data.manifest.dim != embedder.dim:
         raise store.IndexLoadError(
             f"index was built with {data.manifest.embedding_model!r} but the service uses {embedder.name!r}: "
             "run `citeqa index`"
         )
+    return HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
+
+
+def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
+    from index.embedder import SentenceTransformerEmbedder
+    from service.answer.prompts import Prompts
+    from service.llm.client import LiteLLMClient
+
+    prompts = Prompts.load()
+    embedder = SentenceTransformerEmbedder(settings.embedding_model, query_backend=settings.query_encoder)
+    retriever = open_retriever(settings, embedder)
     if settings.uses_local_model:
         load_local_model(settings, system_prompt=prompts["answer_system"].render())
     llm = LiteLLMClient(settings)
-    retriever = HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
     log.info(
-        "loaded index (%d chunks), query encoder %s, model %s",
-        len(data.chunks),
+        "loaded index (%d chunks, %s), query encoder %s, model %s",
+        retriever.n_chunks,
+        settings.vector_store,
         embedder.query_backend,
         settings.llm_model,
     )
