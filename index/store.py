@@ -137,6 +137,9 @@ class IndexData:
     sentence_vectors: np.ndarray  # (n_sentences, dim), rows in chunk order
     sentence_offsets: list[int]  # first sentence row of each chunk
     faiss_index: Any = None
+    # The version folder's name (`v-...`) when read by `load`: what a running service compares
+    # with `CURRENT` to notice a new build ("" for data built in memory).
+    version: str = ""
 
     @classmethod
     def create(
@@ -307,4 +310,14 @@ def load(index_dir: Path) -> IndexData:
     if data.faiss_index.ntotal != faiss_index.ntotal:
         raise IndexLoadError(f"index in {version} is inconsistent: {fix}")
     data.faiss_index = faiss_index
+    data.version = version.name
     return data
+
+
+def current_name(index_dir: Path) -> str | None:
+    """The version `CURRENT` names, or None when there is none or it cannot be read. Cheap (one
+    small file), for a service that polls it to notice a new build."""
+    try:
+        return (index_dir / POINTER).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
