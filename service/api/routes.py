@@ -102,7 +102,7 @@ async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _
 def _health(state: AppState, status: str) -> Health:
     answerer = state.answerer
     return Health(
-        status=status,  # type: ignore[arg-type]
+        status=status,
         detail=state.detail,
         index_version=(answerer.data.version or None) if answerer is not None else None,
         reload_error=state.reload_error,
