@@ -136,6 +136,9 @@ class IndexData:
     chunks: list[Chunk]
     chunk_vectors: np.ndarray  # (n_chunks, dim), L2-normalised
     faiss_index: Any = None
+    # The version folder's name (`v-...`) when read by `load`: what a running service compares
+    # with `CURRENT` to notice a new build ("" for data built in memory).
+    version: str = ""
 
     @classmethod
     def create(cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray) -> IndexData:
@@ -294,4 +297,14 @@ def load(index_dir: Path) -> IndexData:
     if data.faiss_index.ntotal != faiss_index.ntotal:
         raise IndexLoadError(f"index in {version} is inconsistent: {fix}")
     data.faiss_index = faiss_index
+    data.version = version.name
     return data
+
+
+def current_name(index_dir: Path) -> str | None:
+    """The version `CURRENT` names, or None when there is none or it cannot be read. Cheap (one
+    small file), for a service that polls it to notice a new build."""
+    try:
+        return (index_dir / POINTER).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -96,6 +96,13 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "loading", "failed"]
     detail: str | None = None
+    index_version: str | None = Field(
+        default=None, description="The index version being served (the `v-...` folder), once loaded."
+    )
+    reload_error: str | None = Field(
+        default=None,
+        description="Why the newest index version could not be loaded; the version above still serves.",
+    )
 
 
 class TokenRequest(BaseModel):

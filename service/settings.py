@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(160, ge=16, le=2048)
     chunk_overlap: int = Field(32, ge=0, le=1024)
     index_lock_timeout: float = Field(600.0, ge=0.0, le=86400.0)
+    # Seconds between looks at the index's `CURRENT` file: a new version is loaded in the background
+    # and swapped in between requests (service/api/reload.py). 0 reads `CURRENT` only at start.
+    index_reload_interval: float = Field(5.0, ge=0.0, le=3600.0)
 
     # Retrieval and context
     top_k: int = Field(5, ge=1, le=20)

@@ -269,13 +269,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_service(cwd: Path, env: dict[str, str], port: int, timeout: float = 120.0) -> Iterator[str]:
+def running_service(
+    cwd: Path, env: dict[str, str], port: int, timeout: float = 120.0, command: list[str] | None = None
+) -> Iterator[str]:
     """`citeqa serve` in a subprocess on loopback (its settings in `env`, `CITEQA_PORT` = `port`),
-    yielded as its base URL once /ready is 200; stopped on exit. For system tests and benches."""
+    yielded as its base URL once /ready is 200; stopped on exit. For system tests and benches.
+    `command` replaces `python -m service.cli serve` (e.g. the same CLI with a fake embedder)."""
     import httpx  # a dev dependency: only tests and benches start servers
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"],
+        command or [sys.executable, "-m", "service.cli", "serve"],
         cwd=cwd,
         env={**env, "CITEQA_PORT": str(port)},
         stdout=subprocess.DEVNULL,

@@ -2,7 +2,10 @@
 embedded model read in first, when it is the one configured).
 
 `load_answerer` is the loader `create_app` uses by default; tests pass their own (see
-`service.testing.fake_loader`), so no unit test touches model weights.
+`service.testing.fake_loader`), so no unit test touches model weights. `reload_index` builds an
+answerer for a new index version from a running one, reusing everything that does not depend on
+the index (the embedder, the LLM client, the prompts, the LLM gate): a hot swap reads files, not
+model weights.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from index.embedder import Embedder
+from index.store import IndexData
 from service.answer.pipeline import Answerer
 from service.answer.question import Question
 from service.answer.retrieval import Retriever
@@ -61,11 +65,7 @@ def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
     from service.answer.retrieval import HybridRetriever
 
     data = store.load(settings.index_dir)
-    if data.manifest.embedding_model != embedder.name or data.manifest.dim != embedder.dim:
-        raise store.IndexLoadError(
-            f"index was built with {data.manifest.embedding_model!r} but the service uses {embedder.name!r}: "
-            "run `citeqa index`"
-        )
+    check_embedder(data, embedder)
     return HybridRetriever(data, embedder, rrf_k=settings.rrf_k)
 
 
@@ -88,12 +88,45 @@ def load_answerer(settings: Settings, gate: LLMGate) -> Answerer:
         settings.llm_model,
     )
     answerer = Answerer(settings, retriever, embedder, llm, prompts, gate)
+    _warm(answerer)
+    return answerer
+
+
+def check_embedder(data: IndexData, embedder: Embedder) -> None:
+    """Refuse an index built with another embedding model: its vectors would be compared with
+    the question's in a different space, and every answer would be quietly wrong."""
+    from index import store
+
+    if data.manifest.embedding_model != embedder.name or data.manifest.dim != embedder.dim:
+        raise store.IndexLoadError(
+            f"index was built with {data.manifest.embedding_model!r} but the service uses {embedder.name!r}: "
+            "run `citeqa index`"
+        )
+
+
+def reload_index(current: Answerer) -> Answerer:
+    """An answerer over the version `CURRENT` names now, sharing `current`'s embedder, LLM client,
+    prompts and gate. Raises `IndexLoadError` (missing, damaged, other embedding model) and leaves
+    `current` untouched: the caller keeps serving it. Blocking; run it in a worker thread."""
+    from index import store
+    from service.answer.retrieval import HybridRetriever
+
+    settings = current.settings
+    data = store.load(settings.index_dir)
+    check_embedder(data, current.embedder)
+    retriever = HybridRetriever(data, current.embedder, rrf_k=settings.rrf_k)
+    answerer = Answerer(settings, retriever, current.embedder, current.llm, current.prompts, current.gate)
+    _warm(answerer)
+    log.info("loaded index version %s (%d chunks)", data.version, len(data.chunks))
+    return answerer
+
+
+def _warm(answerer: Answerer) -> None:
     started = time.perf_counter()
     # The first retrieval pays one-off costs (ONNX Runtime's first run, the lemma tables): pay them
     # here, so the first question is as quick as the rest.
-    answerer.passages_for(Question.read("What do the documents say?"), settings.top_k)
+    answerer.passages_for(Question.read("What do the documents say?"), answerer.settings.top_k)
     log.info("retrieval warmed in %.2f s", time.perf_counter() - started)
-    return answerer
 
 
 def load_local_model(settings: Settings, system_prompt: str | None = None) -> None:

@@ -44,6 +44,10 @@ class MilvusRetriever:
     def rarity(self) -> Rarity:
         return self._rarity
 
+    @property
+    def version(self) -> str:
+        return f"milvus:{self.store.collection}"
+
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query = self.embedder.encode_query(question)
         found = self.store.hybrid_search(query, question, top_k, candidates=self.candidates, rrf_k=self.rrf_k)

@@ -42,6 +42,11 @@ class Retriever(Protocol):
         """How many chunks the store holds (0: nothing could ever be answered)."""
         ...
 
+    @property
+    def version(self) -> str:
+        """Which index this is, for /ready and /metrics (a FAISS version folder's name)."""
+        ...
+
     def retrieve(self, question: str, top_k: int) -> Retrieval: ...
 
 
@@ -81,6 +86,10 @@ class HybridRetriever:
     @property
     def n_chunks(self) -> int:
         return len(self.data.chunks)
+
+    @property
+    def version(self) -> str:
+        return self.data.version
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query = self.embedder.encode_query(question)

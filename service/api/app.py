@@ -1,5 +1,6 @@
 """The FastAPI app factory. Its lifespan checks the index, then loads the embedder, index, prompts
-and LLM once, in the background, so /health answers at once and /ready turns 200 when loaded."""
+and LLM once, in the background, so /health answers at once and /ready turns 200 when loaded. Then
+it watches `CURRENT` and swaps in new index versions while serving (service/api/reload.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service.answer.loading import Loader, check_index, load_answerer
 from service.api import error_responses
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.observability import Metrics, RequestContextMiddleware
+from service.api.reload import IndexWatcher
 from service.api.routes import router
 from service.api.shared_rate_limit import check_store, close_store, make_limiters
 from service.api.state import AppState
@@ -61,15 +63,20 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
                 await warm_up()
                 state.answerer = answerer
                 state.status, state.detail = "ok", None
+                metrics.record_index(answerer.retriever.version, answerer.retriever.n_chunks)
             except Exception as exc:  # reported by /ready and the log; the process stays up
                 log.exception("loading failed")
                 state.status, state.detail = "failed", f"{type(exc).__name__}: {exc}"
 
-        task = asyncio.create_task(load_in_background())
+        tasks = [asyncio.create_task(load_in_background())]
+        # A Milvus collection is updated in place (`citeqa index` upserts by file): no versions to watch.
+        if settings.index_reload_interval > 0 and settings.vector_store == "faiss":
+            tasks.append(asyncio.create_task(IndexWatcher(state).run(settings.index_reload_interval)))
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             await close_store(limiters)
 
     metrics = Metrics()

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.schemas import ran
@@ -76,6 +76,19 @@ class Metrics:
         )
         for outcome in ("kept", "vetoed", "failed"):  # every series exists from the start, at 0
             self.second_looks.labels(outcome)
+        self.index_reloads = Counter(
+            "citeqa_index_reloads_total",
+            "New index versions seen in CURRENT while serving (service/api/reload.py), by outcome: ok, failed",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("ok", "failed"):
+            self.index_reloads.labels(outcome)
+        self.index = Info("citeqa_index", "The index version being served", registry=self.registry)
+
+    def record_index(self, version: str, chunks: int) -> None:
+        """Say which index version is served now (at start and after every swap)."""
+        self.index.info({"version": version, "chunks": str(chunks)})
 
     def record_answer(
         self,

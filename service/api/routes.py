@@ -99,14 +99,24 @@ async def ask_stream(body: AskRequest, answerer: AnswererDep, state: StateDep, _
     )
 
 
+def _health(state: AppState, status: str) -> Health:
+    answerer = state.answerer
+    return Health(
+        status=status,
+        detail=state.detail,
+        index_version=(answerer.retriever.version or None) if answerer is not None else None,
+        reload_error=state.reload_error,
+    )
+
+
 @router.api_route("/health", methods=["GET", "HEAD"], response_model=Health)
 async def health(state: StateDep) -> Health:
-    return Health(status="ok" if state.status != "failed" else "failed", detail=state.detail)
+    return _health(state, "ok" if state.status != "failed" else "failed")
 
 
 @router.api_route("/ready", methods=["GET", "HEAD"], response_model=Health, responses={503: {"model": Health}})
 async def ready(state: StateDep) -> Response:
-    body = Health(status=state.status, detail=state.detail)  # type: ignore[arg-type]
+    body = _health(state, state.status)
     return JSONResponse(body.model_dump(), status_code=200 if state.answerer is not None else 503)
 
 

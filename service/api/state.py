@@ -1,7 +1,8 @@
 """What the app holds while it runs: one typed value on `app.state.citeqa`, set up by the lifespan.
 
 The answerer arrives in the background (see `service.api.app`): until then `status` says
-"loading", and "failed" with a `detail` if loading raised.
+"loading", and "failed" with a `detail` if loading raised. A new index version replaces it with
+one assignment (see `service.api.reload`); a request keeps the answerer it started with.
 """
 
 from __future__ import annotations
@@ -26,3 +27,4 @@ class AppState:
     answerer: Answerer | None = None
     status: str = "loading"  # loading | ok | failed
     detail: str | None = None
+    reload_error: str | None = None  # why the newest index version could not be loaded; old one serves
