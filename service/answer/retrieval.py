@@ -51,24 +51,40 @@ class Retriever(Protocol):
 
 
 class BM25:
+    """Okapi BM25 through `bm25s`: every term's score in every chunk is computed once, at load, into
+    a sparse matrix, so a query costs a sparse row sum and a partial sort, not a Python loop over
+    postings and a full argsort (44 ms of sorting alone at 1M chunks).
+
+    Lucene's variant, with the idf `log(1 + (N - df + 0.5) / (df + 0.5))`; `idf` is that table, the
+    word rarity the context selector and the citation check weigh words by."""
+
     def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
-        self.lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        self.avg = float(self.lengths.mean()) if len(docs) else 0.0
-        self.postings: dict[str, list[tuple[int, int]]] = {}
-        for i, doc in enumerate(docs):
-            for term, tf in Counter(doc).items():
-                self.postings.setdefault(term, []).append((i, tf))
-        n = len(docs)
-        self.idf = Rarity({t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.postings.items()})
+        import bm25s  # imported here: its import pulls scipy
+
+        self.n = len(docs)
+        df: Counter[str] = Counter()
+        for doc in docs:
+            df.update(set(doc))
+        self.idf = Rarity({t: math.log(1 + (self.n - c + 0.5) / (c + 0.5)) for t, c in df.items()})
+        self._engine = bm25s.BM25(k1=k1, b=b, method="lucene")
+        if self.n:
+            self._engine.index(docs, show_progress=False)
 
     def scores(self, terms: list[str]) -> np.ndarray:
-        out = np.zeros(len(self.lengths), dtype=np.float32)
-        for term in set(terms):
-            for i, tf in self.postings.get(term, ()):
-                norm = tf + self.k1 * (1 - self.b + self.b * self.lengths[i] / (self.avg or 1))
-                out[i] += self.idf[term] * tf * (self.k1 + 1) / norm
-        return out
+        known = [t for t in dict.fromkeys(terms) if t in self.idf]  # each term once, as BM25 sums
+        if not known or not self.n:
+            return np.zeros(self.n, dtype=np.float32)
+        return np.asarray(self._engine.get_scores(known), dtype=np.float32)
+
+    def top(self, terms: list[str], k: int) -> list[int]:
+        """The `k` best-scoring chunks with any of `terms`, best first (a partial sort)."""
+        scores = self.scores(terms)
+        k = min(k, self.n)
+        if k <= 0:
+            return []
+        best = np.argpartition(-scores, k - 1)[:k] if k < self.n else np.arange(self.n)
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [int(i) for i in best if scores[i] > 0]
 
 
 class HybridRetriever:
@@ -100,8 +116,7 @@ class HybridRetriever:
         sims, ids = self.data.faiss_index.search(query.reshape(1, -1).astype(np.float32), depth)
         dense_rank = [int(i) for i in ids[0] if i >= 0]
         dense_score = {int(i): float(s) for i, s in zip(ids[0], sims[0], strict=False) if i >= 0}
-        lexical = self.bm25.scores(content_words(question))
-        lexical_rank = [int(i) for i in np.argsort(-lexical)[:depth] if lexical[i] > 0]
+        lexical_rank = self.bm25.top(content_words(question), depth)
         fused: dict[int, float] = {}
         for ranking in (dense_rank, lexical_rank):
             for rank, i in enumerate(ranking):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index import store
@@ -51,6 +52,36 @@ def test_bm25_prefers_rare_terms() -> None:
     bm = BM25([["putin", "kim"], ["putin", "pungsan"], ["kim", "car"]])
     scores = bm.scores(["pungsan"])
     assert scores.argmax() == 1 and scores[0] == 0
+    assert bm.top(["pungsan", "unknown"], 3) == [1]  # chunks without any term are not ranked
+
+
+def test_bm25_ranks_as_the_okapi_formula_does() -> None:
+    """The library's scores are Okapi BM25 (k1 1.2, b 0.75, Lucene's idf) up to a constant factor."""
+    import math
+    import random
+
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(40)]
+    docs = [[rng.choice(vocab[: rng.randint(5, 40)]) for _ in range(rng.randint(1, 30))] for _ in range(200)]
+    bm = BM25(docs)
+    avg = sum(map(len, docs)) / len(docs)
+
+    def okapi(doc: list[str], terms: list[str]) -> float:
+        total = 0.0
+        for t in set(terms):
+            tf, df = doc.count(t), sum(t in d for d in docs)
+            idf = math.log(1 + (len(docs) - df + 0.5) / (df + 0.5))
+            total += idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * len(doc) / avg))
+        return total
+
+    for terms in (["w1"], ["w3", "w30", "w3"], ["w39", "w0", "w12"]):
+        want = np.array([okapi(d, terms) for d in docs])
+        np.testing.assert_allclose(bm.scores(terms), want, rtol=1e-4, atol=1e-6)
+        top = bm.top(terms, 10)
+        assert [round(want[i], 4) for i in top] == sorted((round(x, 4) for x in want), reverse=True)[:10]
+    assert bm.idf["w1"] == pytest.approx(
+        math.log(1 + (200 - sum("w1" in d for d in docs) + 0.5) / (sum("w1" in d for d in docs) + 0.5))
+    )
 
 
 def _one_chunk(sentences: list[str], cosines: list[float], heading: str = ""):  # type: ignore[no-untyped-def]
