@@ -28,6 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index import vector_index
 from index.chunking import Chunk, Span
 
 log = logging.getLogger("citeqa.index")
@@ -118,6 +119,8 @@ class Manifest:
     built_at: float = 0.0
     format: int = FORMAT
     chunker: int = 1  # index.chunking.CHUNKER_VERSION at build time
+    vector_index: str = "Flat"  # the faiss.index_factory string the vectors are held in (index/vector_index.py)
+    nprobe: int = 0  # IVF cells a search scans (0 for an exact index)
     checksums: dict[str, str] = field(default_factory=dict)
 
     def settings_mismatch(self, other: Manifest) -> list[str]:
@@ -142,13 +145,13 @@ class IndexData:
 
     @classmethod
     def create(cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray) -> IndexData:
+        """Index the vectors in the FAISS index the corpus size calls for, recorded in `manifest`."""
         if len(chunks) != len(chunk_vectors):
             raise ValueError("vector counts do not match the chunks")
-        index = faiss.IndexFlatIP(manifest.dim)
-        if len(chunk_vectors):
-            index.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
+        spec = vector_index.choose(len(chunks))
+        manifest.vector_index, manifest.nprobe = spec.factory, spec.nprobe
         manifest.n_chunks = len(chunks)
-        return cls(manifest, chunks, chunk_vectors, index)
+        return cls(manifest, chunks, chunk_vectors, vector_index.build(chunk_vectors, manifest.dim, spec))
 
 
 def _sha256(path: Path) -> str:
@@ -293,12 +296,10 @@ def load(index_dir: Path) -> IndexData:
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexLoadError(f"index in {version} cannot be read ({exc}): {fix}") from exc
-    data = IndexData.create(manifest, chunks, chunk_vectors)
-    if data.faiss_index.ntotal != faiss_index.ntotal:
+    if faiss_index.ntotal != len(chunks) or len(chunk_vectors) != len(chunks) or faiss_index.d != manifest.dim:
         raise IndexLoadError(f"index in {version} is inconsistent: {fix}")
-    data.faiss_index = faiss_index
-    data.version = version.name
-    return data
+    vector_index.configure(faiss_index, vector_index.VectorIndexSpec(manifest.vector_index, manifest.nprobe))
+    return IndexData(manifest, chunks, chunk_vectors, faiss_index, version=version.name)
 
 
 def current_name(index_dir: Path) -> str | None:

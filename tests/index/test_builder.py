@@ -228,3 +228,37 @@ def test_next_build_cleans_what_a_killed_build_left(corpus: Path, tmp_path: Path
     assert not report.written
     assert sorted(p.name for p in index_dir.iterdir()) == sorted({*kept, "CURRENT", "PREVIOUS", ".lock"})
     store.load(index_dir)
+
+
+def test_the_vector_index_follows_corpus_size_and_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small corpora get an exact scan; past FLAT_MAX chunks an IVF index whose nprobe is stored in
+    the manifest and applied again at load (FAISS does not keep it with the index)."""
+    import faiss
+    import numpy as np
+
+    from index import store, vector_index
+    from index.chunking import Chunk
+
+    rng = np.random.default_rng(0)
+    n, dim = 3000, 16
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(f"docs/{i}.txt", f"text {i}", 0, 6, 1, 1) for i in range(n)]
+
+    def manifest() -> store.Manifest:
+        return store.Manifest("hashing", dim, 160, 32, "cl100k_base", {})
+
+    small = store.IndexData.create(manifest(), chunks, vectors)
+    assert small.manifest.vector_index == "Flat" and small.faiss_index.metric_type == faiss.METRIC_INNER_PRODUCT
+
+    monkeypatch.setattr(vector_index, "FLAT_MAX", 1000)
+    big = store.IndexData.create(manifest(), chunks, vectors)
+    assert big.manifest.vector_index.startswith("IVF") and big.manifest.nprobe > 0
+    store.save(big, tmp_path / "index")
+    loaded = store.load(tmp_path / "index")
+    assert loaded.manifest.vector_index == big.manifest.vector_index
+    assert faiss.extract_index_ivf(loaded.faiss_index).nprobe == big.manifest.nprobe
+    # Exact cosines for what it finds: the query's own vector comes first with score 1.
+    sims, ids = loaded.faiss_index.search(vectors[:5], 3)
+    assert list(ids[:, 0]) == [0, 1, 2, 3, 4]
+    assert np.allclose(sims[:, 0], 1.0, atol=1e-5)
