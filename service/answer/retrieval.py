@@ -88,12 +88,17 @@ class BM25:
 
 
 class HybridRetriever:
-    def __init__(self, data: IndexData, embedder: Embedder, rrf_k: int = 60, candidates: int = 30) -> None:
+    """`bm25` may be passed in already built (the scale bench builds it from synthetic terms);
+    by default it is built from the chunks' content words."""
+
+    def __init__(
+        self, data: IndexData, embedder: Embedder, rrf_k: int = 60, candidates: int = 30, bm25: BM25 | None = None
+    ) -> None:
         self.data = data
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self.bm25 = BM25([content_words(c.embed_text) for c in data.chunks])
+        self.bm25 = bm25 or BM25([content_words(c.embed_text) for c in data.chunks])
 
     @property
     def rarity(self) -> Rarity:

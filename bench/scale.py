@@ -1,0 +1,316 @@
+"""Scale figures (issue 16): how close a build runs to the embedder's own speed, and what one
+question's retrieval costs at 10k, 100k and 1M chunks with each store.
+
+    .venv/bin/python bench/scale.py                       # both parts, every eval corpus, 10k/100k/1M
+    .venv/bin/python bench/scale.py build --corpus seeds  # index build against embed-only
+    .venv/bin/python bench/scale.py retrieval --sizes 10000,100000 --milvus-max 100000
+
+build: for each eval corpus, in separate processes (so each peak RSS is its own), alternately
+  embed-only  the corpus text cut once into 200-token pieces, embedded by the same model
+  build       `citeqa index` from scratch (reading, parsing, chunking, embedding, writing)
+  old build   what the build embedded before per-sentence vectors were dropped: chunks + sentences
+and prints seconds, pieces or chunks per second, peak RSS, and the ratio of each to embed-only
+(the figure that does not depend on the machine's speed).
+
+retrieval: synthetic chunks shaped like real ones. Vectors are the PostgreSQL corpus's real chunk
+vectors with Gaussian noise (cosine about 0.75 to the chunk they come from), so they cluster as
+real embeddings do; a chunk's BM25 terms are a real chunk's content words plus five words of a
+100k-word synthetic vocabulary. The questions are the corpus's real eval questions, so each timing
+is a whole `Retriever.retrieve`: query embedding, dense search, BM25, fusion. Recall@10 is the
+dense index's top 10 against an exact scan of the same vectors. Memory is the RSS growth while the
+store is built, per chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from machine import cpu_model, pct  # noqa: E402  (bench/machine.py)
+
+PIECE_TOKENS = 200
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# -- build -------------------------------------------------------------------------------------
+
+
+def _job(kind: str, corpus_dir: str, out: Any) -> None:
+    """One measurement in a fresh process; the model load is not timed."""
+    from index.builder import build
+    from index.chunking import chunk_document
+    from index.documents import load_corpus
+    from index.embedder import SentenceTransformerEmbedder
+    from index.tokens import get_encoding
+    from service.settings import Settings
+
+    s = Settings()
+    embedder = SentenceTransformerEmbedder(s.embedding_model)
+    embedder.encode_documents(["warm up"])
+    started = time.perf_counter()
+    if kind == "embed-only":
+        enc = get_encoding()
+        docs, _ = load_corpus(Path(corpus_dir))
+        pieces = []
+        for doc in docs:
+            ids = enc.encode(doc.text, disallowed_special=())
+            pieces += [enc.decode(ids[i : i + PIECE_TOKENS]) for i in range(0, len(ids), PIECE_TOKENS)]
+        embedder.encode_documents(pieces)
+        n, what = len(pieces), "pieces"
+    elif kind == "build":
+        with tempfile.TemporaryDirectory() as tmp:
+            report = build(Path(corpus_dir), Path(tmp) / "index", embedder, s.chunk_tokens, s.chunk_overlap, force=True)
+        n, what = report.n_chunks, "chunks"
+    else:  # the old build's embedding work: every chunk and every sentence
+        docs, _ = load_corpus(Path(corpus_dir))
+        chunks = [c for d in docs for c in chunk_document(d, s.chunk_tokens, s.chunk_overlap)]
+        texts = [c.embed_text for c in chunks] + [c.text[x.start : x.end] for c in chunks for x in c.sentences]
+        embedder.encode_documents(texts)
+        n, what = len(chunks), f"chunks ({len(texts)} texts)"
+    out.put((time.perf_counter() - started, n, what, peak_rss_mb()))
+
+
+def run_job(kind: str, corpus_dir: Path) -> tuple[float, int, str, float]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_job, args=(kind, str(corpus_dir), queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result  # type: ignore[no-any-return]
+
+
+def bench_build(corpora: list[str], rounds: int, old: bool) -> None:
+    from evals.corpora import CORPORA
+
+    kinds = ["embed-only", "build"] + (["old build"] if old else [])
+    print("\n## Index build against embed-only (200-token pieces), same model, separate processes")
+    print("corpus | variant | seconds (median of rounds) | items/s | peak RSS | ratio to embed-only")
+    for name in corpora:
+        corpus = CORPORA[name]
+        runs: dict[str, list[tuple[float, int, str, float]]] = {k: [] for k in kinds}
+        for _ in range(rounds):
+            for kind in kinds:
+                runs[kind].append(run_job(kind, corpus.docs))
+        base = statistics.median(r[0] for r in runs["embed-only"])
+        for kind in kinds:
+            secs = statistics.median(r[0] for r in runs[kind])
+            n, what, rss = runs[kind][0][1], runs[kind][0][2], max(r[3] for r in runs[kind])
+            print(
+                f"{name} | {kind} | {secs:.1f} s ({', '.join(f'{r[0]:.1f}' for r in runs[kind])}) "
+                f"| {n / secs:.1f} {what}/s ({n} {what}) | {rss:.0f} MB | {secs / base:.2f}",
+                flush=True,
+            )
+
+
+# -- retrieval ---------------------------------------------------------------------------------
+
+
+class Synthetic:
+    """Chunks, vectors and BM25 terms for N synthetic chunks derived from a real index."""
+
+    def __init__(self, seed: int = 7) -> None:
+        import numpy as np
+
+        from evals.corpora import CORPORA
+        from evals.harness import InProcess
+        from service.answer.words import content_words
+
+        corpus = CORPORA["postgresql"]
+        self.runner = InProcess(corpus, with_llm=False)
+        data = self.runner.retriever.data  # type: ignore[attr-defined]
+        self.base_chunks = data.chunks
+        self.base_vectors = data.chunk_vectors
+        self.base_terms = [content_words(c.embed_text) for c in data.chunks]
+        self.questions = [c.question for c in corpus.load()]
+        self.rng = np.random.default_rng(seed)
+        self.vocab = [f"zz{i}" for i in range(100_000)]
+
+    def make(self, n: int) -> tuple[list[Any], Any, list[list[str]]]:
+        import numpy as np
+
+        from index.chunking import Chunk
+
+        m, dim = self.base_vectors.shape
+        vectors = np.empty((n, dim), dtype=np.float32)
+        for start in range(0, n, 100_000):
+            rows = np.arange(start, min(n, start + 100_000))
+            block = self.base_vectors[rows % m] + self.rng.normal(0, 0.045, (len(rows), dim)).astype(np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            vectors[rows] = block
+        extra = self.rng.zipf(1.3, (n, 5)) % len(self.vocab)
+        terms = [self.base_terms[i % m] + [self.vocab[j] for j in extra[i]] for i in range(n)]
+        chunks = []
+        for i in range(n):
+            c = self.base_chunks[i % m]
+            chunks.append(
+                Chunk(
+                    f"{c.source}#{i // m}",
+                    c.text,
+                    c.char_start,
+                    c.char_end,
+                    c.start_line,
+                    c.end_line,
+                    c.sentences,
+                    c.n_tokens,
+                    c.lines,
+                    c.heading,
+                    c.anchor,
+                )
+            )
+        return chunks, vectors, terms
+
+
+def bench_faiss(syn: Synthetic, n: int, queries: list[str]) -> dict[str, float | str]:
+    import faiss
+    import numpy as np
+
+    from index import store
+    from service.answer.retrieval import BM25, HybridRetriever
+
+    chunks, vectors, terms = syn.make(n)
+    rss0 = rss_bytes()
+    t0 = time.perf_counter()
+    manifest = store.Manifest("bench", vectors.shape[1], 160, 32, "cl100k_base", {})
+    data = store.IndexData.create(manifest, chunks, vectors)
+    t1 = time.perf_counter()
+    bm25 = BM25(terms)
+    t2 = time.perf_counter()
+    retriever = HybridRetriever(data, syn.runner.embedder, bm25=bm25)
+    grown = rss_bytes() - rss0 + vectors.nbytes  # the vectors were allocated before rss0
+    for q in queries[:10]:
+        retriever.retrieve(q, 5)
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        retriever.retrieve(q, 5)
+        lat.append((time.perf_counter() - t) * 1000)
+    recall = 1.0
+    if manifest.vector_index != "Flat":
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        qv = np.stack([syn.runner.embedder.encode_query(q) for q in queries]).astype(np.float32)
+        _, want = exact.search(qv, 10)
+        _, got = data.faiss_index.search(qv, 10)
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want, got, strict=True)]))
+    return {
+        "store": f"faiss {manifest.vector_index}" + (f" nprobe {manifest.nprobe}" if manifest.nprobe else ""),
+        "p50": pct(lat, 50),
+        "p95": pct(lat, 95),
+        "recall": recall,
+        "index_s": t1 - t0,
+        "bm25_s": t2 - t1,
+        "bytes_per_chunk": grown / n,
+    }
+
+
+def bench_milvus(syn: Synthetic, n: int, queries: list[str], tmp: Path) -> dict[str, float | str]:
+    import numpy as np
+
+    from index.milvus_store import MilvusChunkStore
+    from service.answer.milvus_retriever import MilvusRetriever
+
+    chunks, vectors, _ = syn.make(n)
+    store = MilvusChunkStore(str(tmp / f"scale-{n}.db"), dim=vectors.shape[1])
+    store.reset()
+    t0 = time.perf_counter()
+    per_file = 1000
+    for start in range(0, n, per_file):
+        part = chunks[start : start + per_file]
+        store.upsert_file(
+            f"synthetic/{start // per_file}.txt",
+            "0" * 64,
+            [_as_source(c, start // per_file) for c in part],
+            vectors[start : start + per_file],
+        )
+    load_s = time.perf_counter() - t0
+    retriever = MilvusRetriever(store, syn.runner.embedder)
+    for q in queries[:10]:
+        retriever.retrieve(q, 5)
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        retriever.retrieve(q, 5)
+        lat.append((time.perf_counter() - t) * 1000)
+    del np
+    return {
+        "store": "milvus-lite FLAT",
+        "p50": pct(lat, 50),
+        "p95": pct(lat, 95),
+        "recall": 1.0,
+        "index_s": load_s,
+        "bm25_s": 0.0,
+        "bytes_per_chunk": float("nan"),
+    }
+
+
+def _as_source(chunk: Any, file_no: int) -> Any:
+    from dataclasses import replace
+
+    return replace(chunk, source=f"synthetic/{file_no}.txt")
+
+
+def bench_retrieval(sizes: list[int], milvus_max: int) -> None:
+    import faiss
+
+    syn = Synthetic()
+    queries = syn.questions
+    print(f"\n## One question's retrieval (query embedding, dense, BM25, fusion), {len(queries)} real questions")
+    print(f"faiss threads {faiss.omp_get_max_threads()}")
+    print("chunks | store | p50 ms | p95 ms | recall@10 vs exact | index build s | BM25 build s | bytes per chunk")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            rows = [bench_faiss(syn, n, queries)]
+            if n <= milvus_max:
+                rows.append(bench_milvus(syn, n, queries, Path(tmp)))
+            for r in rows:
+                print(
+                    f"{n:,} | {r['store']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['recall']:.3f} | "
+                    f"{r['index_s']:.1f} | {r['bm25_s']:.1f} | {r['bytes_per_chunk']:.0f}",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    from evals.corpora import CORPORA
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", nargs="?", choices=["build", "retrieval", "all"], default="all")
+    parser.add_argument("--corpus", action="append", choices=list(CORPORA))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-old", action="store_true", help="skip the old build (chunks + sentences)")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--milvus-max", type=int, default=100_000, help="largest size run on Milvus Lite")
+    args = parser.parse_args()
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
+    if args.part in ("build", "all"):
+        bench_build(args.corpus or list(CORPORA), args.rounds, not args.no_old)
+    if args.part in ("retrieval", "all"):
+        bench_retrieval([int(x) for x in args.sizes.split(",")], args.milvus_max)
+
+
+if __name__ == "__main__":
+    main()
