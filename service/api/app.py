@@ -16,6 +16,7 @@ from service.answer.loading import Loader, check_index, load_answerer
 from service.api import error_responses
 from service.api.body_limit import BodyLimitMiddleware
 from service.api.observability import Metrics, RequestContextMiddleware
+from service.api.openai_compat import router as openai_router
 from service.api.reload import IndexWatcher
 from service.api.routes import router
 from service.api.shared_rate_limit import check_store, close_store, make_limiters
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
     error_responses.install(app)
     app.include_router(router)
     app.include_router(widget_router)
+    app.include_router(openai_router)  # /v1/models, /v1/chat/completions (docs/integrations.md)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -43,7 +43,10 @@ class BodyLimitMiddleware:
                 if not message.get("more_body", False):
                     break
         if too_large:
-            response = error_response(PayloadTooLarge(f"request body over {self.max_body_bytes} bytes"))
+            response = error_response(
+                PayloadTooLarge(f"request body over {self.max_body_bytes} bytes"),
+                openai=str(scope.get("path", "")).startswith("/v1/"),  # the OpenAI-compatible routes' shape
+            )
             await response(scope, receive, send)
             return
 
