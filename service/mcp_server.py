@@ -155,7 +155,7 @@ def build_server(get_answerer: GetAnswerer, admit: Admit | None = None, *, http:
 
     @server.tool(
         description="Find the passages of the documents that match a query (file, lines, heading, "
-        "text, score), without writing an answer."
+        "text, score), at most top_k of them, without writing an answer."
     )
     async def search(
         query: str, ctx: Context[Any, Any, Any], top_k: int = 5
@@ -182,7 +182,7 @@ def build_server(get_answerer: GetAnswerer, admit: Admit | None = None, *, http:
                     text=p.text,
                     score=round(float(p.score), 4),
                 )
-                for p in passages
+                for p in passages[:top_k]  # top_k chunks can yield more passages than asked for
             ],
         )
         return CallToolResult(
