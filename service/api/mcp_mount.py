@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from mcp.server.fastmcp import Context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from service.answer.pipeline import Answerer
@@ -78,5 +79,6 @@ class MCPEndpoint:
 def mount_mcp(app: FastAPI) -> MCPEndpoint:
     """Route `/mcp` to a new `MCPEndpoint`; the caller's lifespan must enter its `running()`."""
     endpoint = MCPEndpoint(app)
-    app.router.add_route(PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    # A Route whose endpoint is an ASGI app (not a function) hands it the raw request.
+    app.router.routes.append(Route(PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     return endpoint

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -157,7 +157,7 @@ def test_llm_down_is_a_tool_error_and_search_still_works(settings: Settings) -> 
 
     ask, search = run(memory_session(settings, llm), calls)
     assert ask.isError and "llm_unavailable" in text_of(ask)
-    assert not search.isError and search.structuredContent["passages"]
+    assert not search.isError and search.structuredContent and search.structuredContent["passages"]
 
 
 def test_a_missing_index_is_a_tool_error_not_a_dead_server(tmp_path: Path) -> None:
@@ -182,44 +182,23 @@ def test_stdio_citeqa_mcp(index_dir: Path, llm: FakeOpenAI) -> None:
         command=sys.executable, args=["-c", HASHING_CLI, "mcp"], env=_env(index_dir, llm), cwd=ROOT
     )
 
-    def session() -> AbstractAsyncContextManager[ClientSession]:
-        return _stdio_session(params)
-
-    check_the_calls(run(session, the_calls))
+    check_the_calls(run(lambda: _stdio_session(params), the_calls))
 
 
-class _stdio_session:  # noqa: N801 - used like the SDK's context managers
-    def __init__(self, params: StdioServerParameters) -> None:
-        self.params = params
-
-    async def __aenter__(self) -> ClientSession:
-        self.transport = stdio_client(self.params)
-        read, write = await self.transport.__aenter__()
-        self.session = ClientSession(read, write)
-        return await self.session.__aenter__()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.session.__aexit__(*exc)
-        await self.transport.__aexit__(*exc)
+@asynccontextmanager
+async def _stdio_session(params: StdioServerParameters) -> AsyncIterator[ClientSession]:
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        yield session
 
 
 # --- streamable HTTP: /mcp of a real `citeqa serve`, behind its API keys ---
 
 
-class _http_session:  # noqa: N801
-    def __init__(self, url: str, key: str | None) -> None:
-        self.url, self.key = url, key
-
-    async def __aenter__(self) -> ClientSession:
-        headers = {"Authorization": f"Bearer {self.key}"} if self.key else None
-        self.transport = streamablehttp_client(self.url, headers=headers)
-        read, write, _ = await self.transport.__aenter__()
-        self.session = ClientSession(read, write)
-        return await self.session.__aenter__()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.session.__aexit__(*exc)
-        await self.transport.__aexit__(*exc)
+@asynccontextmanager
+async def _http_session(url: str, key: str | None) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    async with streamablehttp_client(url, headers=headers) as (read, write, _), ClientSession(read, write) as session:
+        yield session
 
 
 def test_streamable_http_at_mcp_with_the_api_keys(index_dir: Path, llm: FakeOpenAI) -> None:
