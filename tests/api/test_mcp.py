@@ -229,3 +229,16 @@ def test_streamable_http_at_mcp_with_the_api_keys(index_dir: Path, llm: FakeOpen
         # The SDK client without the key fails to connect (its first request is the 401).
         with pytest.raises(BaseException):  # noqa: B017 - an ExceptionGroup or HTTPStatusError by SDK version
             run(lambda: _http_session(url + "/mcp", None), lambda s: s.list_tools(), timeout=20)
+
+
+def test_tool_calls_over_http_count_against_the_rate_limit(index_dir: Path, llm: FakeOpenAI) -> None:
+    env = _env(index_dir, llm, CITEQA_API_KEYS=KEY, CITEQA_RATE_LIMIT="2/minute")
+    command = [sys.executable, "-c", HASHING_CLI, "serve"]
+    with running_service(ROOT, env, free_port(), timeout=90, command=command) as url:
+
+        async def calls(s: ClientSession) -> list[CallToolResult]:
+            return [await s.call_tool("search", {"query": KIM}) for _ in range(3)]
+
+        results = run(lambda: _http_session(url + "/mcp", KEY), calls)
+    assert [r.isError for r in results] == [False, False, True]
+    assert "rate_limited" in text_of(results[2])
