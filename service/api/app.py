@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from service.answer.loading import Loader, check_index, load_answerer
 from service.api import error_responses
 from service.api.body_limit import BodyLimitMiddleware
+from service.api.mcp_mount import mount_mcp
 from service.api.observability import Metrics, RequestContextMiddleware
 from service.api.openai_compat import router as openai_router
 from service.api.reload import IndexWatcher
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
         if settings.index_reload_interval > 0 and settings.vector_store == "faiss":
             tasks.append(asyncio.create_task(IndexWatcher(state).run(settings.index_reload_interval)))
         try:
-            yield
+            async with mcp_endpoint.running():  # the MCP SDK's session manager (service/api/mcp_mount.py)
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
     app.include_router(router)
     app.include_router(widget_router)
     app.include_router(openai_router)  # /v1/models, /v1/chat/completions (docs/integrations.md)
+    mcp_endpoint = mount_mcp(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

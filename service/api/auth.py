@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 
 from service.api.dependencies import StateDep
 from service.api.shared_rate_limit import charge
+from service.api.state import AppState
 from service.errors import RateLimited, Unauthorized
 from service.settings import Settings
 
@@ -74,12 +75,10 @@ def key_matches(settings: Settings, presented: str) -> bool:
     return found
 
 
-async def client_identity(request: Request, state: StateDep) -> str:
-    """Authenticate the caller of /ask and /ask/stream and charge its rate limit. Returns the
-    identity the limit is kept under: the key's fingerprint, the token's origin, or the address.
-    `async` so that FastAPI runs it on the event loop, not in a thread; the shared (Redis) limiter
-    awaits its round trip there, and the in-memory one never awaits."""
-    settings = state.settings
+def authenticate(request: Request, settings: Settings) -> str:
+    """Who the caller is, by its API key or widget token (`Unauthorized` when keys are configured
+    and neither is valid): the key's fingerprint, the token's origin, or the address. Shared by
+    /ask and the MCP endpoint (service/api/mcp_mount.py), so both accept exactly the same keys."""
     identity = f"ip:{request.client.host if request.client else 'unknown'}"
     if settings.api_keys:
         header = request.headers.get("authorization", "")
@@ -94,10 +93,24 @@ async def client_identity(request: Request, state: StateDep) -> str:
             identity = f"origin:{request.headers.get('origin')}|{identity}"
         else:
             raise Unauthorized("invalid, expired or foreign-origin API key or token")
+    return identity
+
+
+async def charge_rate_limit(state: AppState, identity: str) -> None:
+    """Count one question against `identity`'s rate limit; `RateLimited` when it is spent."""
     if state.rate_limiter is not None:
         wait = await charge(state.rate_limiter, identity)
         if wait is not None:
-            raise RateLimited(f"rate limit {settings.rate_limit} exceeded", retry_after=wait)
+            raise RateLimited(f"rate limit {state.settings.rate_limit} exceeded", retry_after=wait)
+
+
+async def client_identity(request: Request, state: StateDep) -> str:
+    """Authenticate the caller of /ask and /ask/stream and charge its rate limit. Returns the
+    identity the limit is kept under: the key's fingerprint, the token's origin, or the address.
+    `async` so that FastAPI runs it on the event loop, not in a thread; the shared (Redis) limiter
+    awaits its round trip there, and the in-memory one never awaits."""
+    identity = authenticate(request, state.settings)
+    await charge_rate_limit(state, identity)
     return identity
 
 
