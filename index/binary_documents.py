@@ -73,7 +73,8 @@ def _pdf_blocks(raw: bytes) -> list[Block]:
         raise NotIndexable("corrupt PDF (no pages)")
     blocks = [block for number, text in enumerate(texts, start=1) for block in page_blocks(text, number)]
     if not blocks:
-        raise NotIndexable(f"no text layer ({len(texts)} pages of images?); OCR it first")
+        pages = f"{len(texts)} page{'s' if len(texts) != 1 else ''}"
+        raise NotIndexable(f"no text layer; OCR it first ({pages} of images or blank)")
     return blocks
 
 
