@@ -4,7 +4,6 @@ its heading path (the fake LLM and hashing embedder, so no model is needed)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
