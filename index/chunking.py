@@ -3,8 +3,9 @@
 Chunks carry character and line spans so a citation can point at the exact lines of the source
 file, and the sentence spans inside them so the service can quote only the sentences that matter.
 
-Markdown and HTML documents arrive as blocks (structure.py). Their chunks never cross a section
-boundary and carry the section's heading path; a code block, list, table or definition list is
+Markdown, HTML, PDF and DOCX documents arrive as blocks (structure.py, binary_documents.py). Their
+chunks never cross a section boundary (nor a PDF page) and carry the section's heading path (and
+the page); a code block, list, table or definition list is
 one unit (one "sentence") when it fits in a chunk, and otherwise is split only between its items.
 """
 
@@ -20,7 +21,7 @@ from index.structure import HEADING_SEPARATOR, PROSE
 from index.tokens import get_encoding
 
 # Bump when splitting or chunking changes, so existing indexes are rebuilt rather than mixed.
-CHUNKER_VERSION = 4
+CHUNKER_VERSION = 5  # 5: PDF and DOCX files, chunks carry a PDF page
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Chunk:
     lines: list[int] = field(default_factory=list)  # original line number of each line of `text`
     heading: str = ""  # the section's heading path, "A › B" (Markdown and HTML)
     anchor: str = ""  # the nearest element id in the source (HTML), for a link to the place
+    page: int | None = None  # the 1-based page of a PDF source; a chunk never crosses a page
 
     @property
     def embed_text(self) -> str:
@@ -118,14 +120,17 @@ def _chunk_sections(doc: Document, chunk_tokens: int, overlap_tokens: int) -> li
     i = 0
     while i < len(doc.blocks):
         j = i
-        while j < len(doc.blocks) and doc.blocks[j].heading == doc.blocks[i].heading:
+        while j < len(doc.blocks) and (doc.blocks[j].heading, doc.blocks[j].page) == (
+            doc.blocks[i].heading,
+            doc.blocks[i].page,
+        ):
             j += 1
         spans = [span for k in range(i, j) for span in _block_spans(doc, k, chunk_tokens)]
         heading = HEADING_SEPARATOR.join(doc.blocks[i].heading)
         for chunk in _pack(doc, _units(doc, spans, chunk_tokens), chunk_tokens, overlap_tokens):
             first = bisect_right(doc.block_starts, chunk.char_start) - 1
             last = bisect_right(doc.block_starts, chunk.char_end - 1) - 1
-            chunk.heading, chunk.anchor = heading, doc.blocks[first].anchor
+            chunk.heading, chunk.anchor, chunk.page = heading, doc.blocks[first].anchor, doc.blocks[i].page
             if chunk.char_end == doc.block_starts[last] + len(doc.blocks[last].text):
                 chunk.end_line = doc.blocks[last].end_line  # a prose block's lines are joined in `text`
             chunks.append(chunk)

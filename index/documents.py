@@ -19,11 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.binary_documents import BINARY_SUFFIXES, NotIndexable, is_binary_document, read_binary_blocks
 from index.structure import Block, is_structured, read_blocks
 
 log = logging.getLogger("citeqa.index")
 
-SUFFIXES = (".txt", ".rst", ".md", ".markdown", ".html", ".htm")  # .rst is read as plain text
+# .rst is read as plain text; PDF and Word files by binary_documents.py
+SUFFIXES = (".txt", ".rst", ".md", ".markdown", ".html", ".htm", *BINARY_SUFFIXES)
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 MIN_DEDUP_CHARS = 30
 # Control characters other than the usual whitespace; text files have next to none.
@@ -37,7 +39,7 @@ class Document:
     text: str  # normalised text; chunk spans index into this
     line_map: tuple[int, ...]  # original 1-based line number of each line of `text`
     sha256: str  # hash of the raw bytes, used for incremental updates
-    # Markdown and HTML only (structure.py): the blocks, and where each starts in `text`.
+    # Markdown, HTML, PDF and DOCX only (structure.py): the blocks, and where each starts in `text`.
     blocks: tuple[Block, ...] = ()
     block_starts: tuple[int, ...] = ()
 
@@ -167,6 +169,16 @@ def read_document(path: Path, corpus_dir: Path) -> Document | Skipped:
         raw = path.read_bytes()
     except OSError as exc:
         return Skipped(source, f"unreadable: {exc.strerror or exc}")
+    if is_binary_document(path.suffix):
+        try:
+            blocks = read_binary_blocks(path.suffix, raw)
+        except NotIndexable as exc:
+            return Skipped(source, str(exc))
+        if not blocks:
+            return Skipped(source, "no text")
+        text, line_map, starts = join_blocks(blocks)
+        digest = hashlib.sha256(raw).hexdigest()
+        return Document(source, text, tuple(line_map), digest, tuple(blocks), tuple(starts))
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError:

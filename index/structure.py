@@ -38,6 +38,7 @@ class Block:
     heading: tuple[str, ...] = ()  # the heading path the block sits under
     anchor: str = ""  # the nearest element id (HTML), for a link to the place
     piece_lines: tuple[int, ...] = ()  # the source line each piece starts on, when known
+    page: int | None = None  # the 1-based page of a PDF (binary_documents.py); None elsewhere
 
     def line_of_piece(self, index: int, line_in_piece: int = 0) -> int:
         """The source line of a line of a piece, within the block's span."""

@@ -45,6 +45,11 @@ class Citation(BaseModel):
     score: float = Field(description="Retrieval relevance of the passage (cosine, -1..1).")
     heading: str = Field("", description="The section's heading path in the source, 'A › B' (Markdown, HTML).")
     anchor: str = Field("", description="The nearest element id in an HTML source, for a link: source#anchor.")
+    page: int | None = Field(
+        None,
+        description="The 1-based page of a PDF source (None for other files); start_line and end_line "
+        "then count lines of that page's extracted text.",
+    )
 
 
 class Timings(BaseModel):

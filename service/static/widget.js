@@ -452,14 +452,20 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
   });
 
   // ---------------------------------------------------------------- passage viewer
+  /** Where the passage sits: a PDF's page ("manual.pdf, page 3"), else the heading path that says
+   *  where in a long page it is ("createdb › Options"), else just the file. */
+  function placeOf(citation) {
+    if (citation.page != null) return `${citation.source}, page ${citation.page}`;
+    return citation.heading ? `${citation.source} › ${citation.heading}` : citation.source;
+  }
+
   function openPassage(chip, citation) {
     if (openChip === chip && !passage.hidden) { closePassage(true); return; }
     if (openChip) openChip.setAttribute("aria-expanded", "false");
     openChip = chip;
     chip.setAttribute("aria-expanded", "true");
     passageTitle.textContent = `Source [${citation.id}]`;
-    // The heading path says where in a long page the passage sits ("createdb › Options").
-    const where = citation.heading ? `${citation.source} › ${citation.heading}` : citation.source;
+    const where = placeOf(citation);
     passageSource.textContent = where;
     passageSource.title = citation.anchor ? `${where} (#${citation.anchor})` : where;
     passageLines.textContent = lineRange(citation);
@@ -484,9 +490,9 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
   function chipFor(citation) {
     const chip = h("button", {
       type: "button", class: "chip", "data-testid": "citeqa-citation", "data-citation-id": String(citation.id),
-      "aria-label": `Source ${citation.id}: ${fileName(citation.source)}, ${lineRange(citation)}`,
+      "aria-label": `Source ${citation.id}: ${fileName(citation.source)}${citation.page != null ? `, page ${citation.page}` : ""}, ${lineRange(citation)}`,
       "aria-expanded": "false", "aria-controls": "cq-passage",
-      title: `${citation.source}${citation.heading ? ` › ${citation.heading}` : ""}, ${lineRange(citation)}`,
+      title: `${placeOf(citation)}, ${lineRange(citation)}`,
       text: String(citation.id),
     });
     chip.addEventListener("click", () => openPassage(chip, citation));

@@ -35,7 +35,7 @@ def test_stream_sends_tokens_then_done_with_citations(client: TestClient) -> Non
     assert "[1]" in done["answer"] and "[1]" in streamed
     assert done["citations"]
     for c in done["citations"]:
-        assert set(c) == {"id", "source", "start_line", "end_line", "text", "score", "heading", "anchor"}
+        assert set(c) == {"id", "source", "start_line", "end_line", "text", "score", "heading", "anchor", "page"}
         assert re.fullmatch(r"seeds/[\w.-]+\.txt", c["source"])
         assert 1 <= c["start_line"] <= c["end_line"] and c["text"].strip()
 

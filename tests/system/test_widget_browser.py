@@ -576,3 +576,33 @@ def test_a_passage_from_a_markdown_file_shows_its_heading_path(page: Page, docs_
     assert source == "docs/guide.md › Install › From source", source
     assert tid(viewer, "citeqa-passage-lines").inner_text().strip() == "line 7"
     assert "make install" in tid(viewer, "citeqa-passage-text").inner_text()
+
+
+@pytest.fixture(scope="module")
+def pdf_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A corpus of one real PDF (printed by Chromium), the fact on page 3."""
+    from tests.binary_files import MANUAL_HTML, print_pdf
+
+    tmp = tmp_path_factory.mktemp("widget-pdf")
+    (tmp / "docs").mkdir()
+    print_pdf(MANUAL_HTML, tmp / "docs" / "manual.pdf")
+    app = create_app(fake_settings(tmp, corpus_dir=tmp / "docs"), loader=fake_loader(FakeLLM()))
+    with LiveServer(app, _listening_socket()) as live:
+        yield live
+
+
+def test_a_passage_from_a_pdf_shows_its_page(page: Page, pdf_server: LiveServer) -> None:
+    from tests.binary_files import FACT_PAGE, QUESTION
+
+    page.goto(pdf_server.url + "/")
+    open_widget(page)
+    message = ask(page, QUESTION)
+    chip = tid(message, "citeqa-citation").first
+    expect(chip).to_be_visible()
+    assert f"docs/manual.pdf, page {FACT_PAGE}" in (chip.get_attribute("title") or "")
+    chip.click()
+    viewer = tid(page, "citeqa-passage")
+    expect(viewer).to_be_visible()
+    source = tid(viewer, "citeqa-passage-source").inner_text().strip()
+    assert source == f"docs/manual.pdf, page {FACT_PAGE}", source
+    assert "Marmalade Quasar" in tid(viewer, "citeqa-passage-text").inner_text()
