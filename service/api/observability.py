@@ -85,7 +85,9 @@ class Metrics:
         for outcome in ("ok", "failed"):
             self.index_reloads.labels(outcome)
         self.feedback = Counter(
-            "citeqa_feedback_total", "Ratings received at POST /feedback, by rating: up, down", ["rating"],
+            "citeqa_feedback_total",
+            "Ratings received at POST /feedback, by rating: up, down",
+            ["rating"],
             registry=self.registry,
         )
         for rating in ("up", "down"):

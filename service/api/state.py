@@ -28,5 +28,5 @@ class AppState:
     answerer: Answerer | None = None
     status: str = "loading"  # loading | ok | failed
     detail: str | None = None
-    reload_error: str | None = None
-    feedback: FeedbackStore | None = None  # POST /feedback writes here (CITEQA_FEEDBACK_DB)  # why the newest index version could not be loaded; old one serves
+    reload_error: str | None = None  # why the newest index version could not be loaded; old one serves
+    feedback: FeedbackStore | None = None  # POST /feedback writes here (CITEQA_FEEDBACK_DB)

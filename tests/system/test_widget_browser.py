@@ -582,7 +582,8 @@ def test_a_passage_from_a_markdown_file_shows_its_heading_path(page: Page, docs_
 
 
 def _feedback_db(live: LiveServer) -> str:
-    return str(live.server.config.app.state.citeqa.settings.feedback_db)
+    app: Any = live.server.config.app  # the FastAPI app the fixture built
+    return str(app.state.citeqa.settings.feedback_db)
 
 
 def test_thumbs_down_with_a_comment_ends_up_in_the_eval_export(
