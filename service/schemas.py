@@ -117,3 +117,54 @@ class TokenRequest(BaseModel):
 class TokenResponse(BaseModel):
     token: str
     expires_in: int
+
+
+MAX_COMMENT_CHARS = 2000
+
+
+class FeedbackRequest(BaseModel):
+    """A rating of one answer, sent back with what was answered so that a thumbs-down can become
+    an eval case later without the service having kept the answer itself."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "What breed of dog did Kim give Putin?",
+                    "answer": "A pair of Pungsan dogs [1].",
+                    "citations": [],
+                    "model": "citeqa/qwen2.5-coder-1.5b",
+                    "rating": "down",
+                    "comment": "It missed that they were hunting dogs.",
+                }
+            ]
+        },
+    )
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    answer: str = Field(max_length=20_000, description="The answer as /ask returned it.")
+    citations: list[Citation] = Field(default_factory=list, max_length=50)
+    model: str = Field(max_length=200)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT_CHARS)
+    request_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    refused: bool = Field(default=False, description="Whether /ask refused; a wrong refusal is worth an eval too.")
+
+    @field_validator("question")
+    @classmethod
+    def _question_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        return value.strip()
+
+    @field_validator("question", "answer", "model", "comment")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class FeedbackResponse(BaseModel):
+    id: int = Field(description="The stored feedback's id.")

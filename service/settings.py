@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # Unset: each process keeps its own, in memory.
     redis_url: str | None = None
 
+    # Feedback (POST /feedback): a SQLite file path, or a SQLAlchemy URL such as
+    # postgresql+psycopg://user:pass@host/db so that every replica writes to one database.
+    feedback_db: str = ".citeqa/feedback.db"
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -184,6 +188,14 @@ class Settings(BaseSettings):
     @classmethod
     def _redis(cls, value: str | None) -> str | None:
         return check_redis_url(value) if value and value.strip() else None
+
+    @field_validator("feedback_db")
+    @classmethod
+    def _feedback_db(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("feedback_db must be a file path or a SQLAlchemy URL (postgresql+psycopg://...)")
+        return value
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -344,6 +344,7 @@ def fake_settings(tmp: Path, **overrides: object) -> Settings:
         "corpus_dir": root / "seeds",
         "index_dir": tmp / "index",
         "min_relevance": 0.2,
+        "feedback_db": str(tmp / "feedback.db"),
         "_env_file": None,
     }
     values.update(overrides)

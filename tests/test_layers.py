@@ -18,6 +18,7 @@ FORBIDDEN = {
     "service.llm": ("service.answer", "service.api", "service.cli", "service.testing"),
     "service.answer": ("service.api", "service.cli", "service.testing"),
     "service.api": ("service.cli", "service.testing"),
+    "service.feedback": ("service.api", "service.answer", "service.llm", "service.cli", "service.testing"),
     "service.settings": ("service.api", "service.answer", "service.llm"),
     "service.errors": ("service.api", "service.answer", "service.llm"),
     "service.schemas": ("service.api", "service.answer", "service.llm"),

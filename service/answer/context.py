@@ -176,6 +176,7 @@ def select_context(
                 vectors=vectors.rows(chunk)[[c.sentence for c in run]],
                 heading=chunk.heading,
                 anchor=chunk.anchor,
+                page=chunk.page,
             )
         )
     return passages

@@ -19,7 +19,6 @@ from service.answer import citations, cpu, second_look
 from service.answer.citations import echoes, is_refusal
 from service.answer.context import Budget, gather_context
 from service.answer.guard import looks_like_injection
-from service.answer.pages import PageRecorder
 from service.answer.prompts import Prompts
 from service.answer.question import Question
 from service.answer.retrieval import Retriever
@@ -86,8 +85,7 @@ class Answerer:
         raise RuntimeError("answer stream ended without a result")  # pragma: no cover
 
     def passages_for(self, question: Question, top_k: int) -> list[Passage]:
-        pages = PageRecorder(self.retriever)  # a PDF passage is cited by its page
-        return pages.fill(gather_context(self.sentences, pages, question, top_k, Budget.from_settings(self.settings)))
+        return gather_context(self.sentences, self.retriever, question, top_k, Budget.from_settings(self.settings))
 
     async def rewrite(self, question: str, history: list[Turn]) -> str:
         turns = history[-2 * self.settings.history_max_turns :] if self.settings.history_max_turns else []

@@ -22,7 +22,7 @@ class Passage:
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32), repr=False)
     heading: str = ""  # the section's heading path (Markdown and HTML sources)
     anchor: str = ""  # the nearest element id in an HTML source
-    page: int | None = None  # the 1-based page of a PDF source (set by service/answer/pages.py)
+    page: int | None = None  # the 1-based page of a PDF source
 
     @property
     def labelled(self) -> str:

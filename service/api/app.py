@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from service.answer.loading import Loader, check_index, load_answerer
 from service.api import error_responses
 from service.api.body_limit import BodyLimitMiddleware
+from service.api.feedback import router as feedback_router
 from service.api.mcp_mount import mount_mcp
 from service.api.observability import Metrics, RequestContextMiddleware
 from service.api.openai_compat import router as openai_router
@@ -23,6 +24,7 @@ from service.api.routes import router
 from service.api.shared_rate_limit import check_store, close_store, make_limiters
 from service.api.state import AppState
 from service.api.widget import router as widget_router
+from service.feedback.store import FeedbackStore
 from service.llm.client import warm_up
 from service.llm.queue import LLMGate
 from service.settings import Settings, get_settings
@@ -46,10 +48,13 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
             metrics=metrics,
             rate_limiter=limiters[0],
             token_limiter=limiters[1],
+            feedback=FeedbackStore(settings.feedback_db),
         )
         app.state.citeqa = state
         if check and loader is None:
             check_index(settings)
+        assert state.feedback is not None
+        await asyncio.to_thread(state.feedback.check)  # creates the table; a failure is logged, not fatal
 
         async def load_in_background() -> None:
             try:
@@ -81,6 +86,8 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
             for task in tasks:
                 task.cancel()
             await close_store(limiters)
+            if state.feedback is not None:
+                state.feedback.close()
 
     metrics = Metrics()
     app = FastAPI(
@@ -94,6 +101,7 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
     app.include_router(widget_router)
     app.include_router(openai_router)  # /v1/models, /v1/chat/completions (docs/integrations.md)
     mcp_endpoint = mount_mcp(app)
+    app.include_router(feedback_router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -84,6 +84,14 @@ class Metrics:
         )
         for outcome in ("ok", "failed"):
             self.index_reloads.labels(outcome)
+        self.feedback = Counter(
+            "citeqa_feedback_total",
+            "Ratings received at POST /feedback, by rating: up, down",
+            ["rating"],
+            registry=self.registry,
+        )
+        for rating in ("up", "down"):
+            self.feedback.labels(rating)
         self.index = Info("citeqa_index", "The index version being served", registry=self.registry)
 
     def record_index(self, version: str, chunks: int) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from service.answer.pipeline import Answerer
 from service.api.observability import Metrics
 from service.api.shared_rate_limit import Limiter
+from service.feedback.store import FeedbackStore
 from service.llm.queue import LLMGate
 from service.settings import Settings
 
@@ -28,3 +29,4 @@ class AppState:
     status: str = "loading"  # loading | ok | failed
     detail: str | None = None
     reload_error: str | None = None  # why the newest index version could not be loaded; old one serves
+    feedback: FeedbackStore | None = None  # POST /feedback writes here (CITEQA_FEEDBACK_DB)

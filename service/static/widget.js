@@ -9,6 +9,8 @@
  * POST {api}/widget/token (when the service has API keys off, the token is empty and no header is sent).
  * Answers stream from POST {api}/ask/stream (server-sent events read with fetch), then are replaced
  * by the service's checked answer, whose [n] markers become citation buttons.
+ * Under each answer, thumbs up / down (with an optional comment on a thumbs-down) POST {api}/feedback
+ * with the same token; the thumbs-down become draft eval cases (`citeqa feedback export`).
  */
 (() => {
   "use strict";
@@ -28,6 +30,7 @@
   const HISTORY_MESSAGES = 6; // the last three exchanges go along with a follow-up
   const MAX_TURN_CHARS = 8000; // the service's limit per history turn
   const MAX_QUESTION_CHARS = 2000;
+  const MAX_COMMENT_CHARS = 2000; // the service's limit for a feedback comment
   const IDLE_TIMEOUT_MS = 120000; // no byte from the stream for this long: give up
   const TOKEN_RETRY_MS = 60000; // after a refused token request, ask again after this long
   const MARKER = /\[(\d+(?:\s*[,;]\s*\d+)*)\]/g;
@@ -65,6 +68,8 @@
     send: "M5 12h13M13 6l6 6-6 6",
     plus: "M12 5v14M5 12h14",
     doc: "M7 3h7l4 4v14H7zM14 3v4h4",
+    up: "M7 11v10H4V11zM7 11l4-8a2.5 2.5 0 0 1 3 2.5V9h5.2a2 2 0 0 1 2 2.3l-1.3 7.8a2 2 0 0 1-2 1.9H7",
+    down: "M17 13V3h3v10zM17 13l-4 8a2.5 2.5 0 0 1-3-2.5V15H4.8a2 2 0 0 1-2-2.3l1.3-7.8a2 2 0 0 1 2-1.9H17",
   };
 
   const fileName = (source) => String(source || "").split(/[\\/]/).pop() || String(source || "");
@@ -179,6 +184,22 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
 .send[aria-disabled="true"] { background: #9aa6c8; cursor: progress; }
 .foot { margin: 0; padding: 0 12px 8px; font-size: 11px; color: var(--muted); background: var(--bg); }
 
+.feedback { display: flex; flex-wrap: wrap; align-items: center; gap: 4px; margin: 4px 0 0 2px; max-width: 88%;
+  font-size: 12px; color: var(--muted); }
+.rate { display: inline-flex; align-items: center; justify-content: center; width: 30px; height: 30px; padding: 0;
+  border: 1px solid transparent; border-radius: 8px; background: transparent; color: var(--muted); }
+.rate svg { width: 16px; height: 16px; }
+.rate:hover, .rate[aria-pressed="true"] { background: #e8eefc; border-color: #b9c6ef; color: var(--accent-dark); }
+.rate[disabled], .fb-send[disabled] { opacity: .6; cursor: progress; }
+.fb-box { display: flex; flex-direction: column; gap: 6px; width: 100%; margin-top: 2px; }
+.fb-box textarea { width: 100%; min-height: 54px; resize: vertical; margin: 0; padding: 6px 9px; font: inherit;
+  font-size: 13px; color: var(--ink); background: #fff; border: 1px solid #c5cbd8; border-radius: 8px; }
+.fb-send { align-self: flex-start; border: 1px solid var(--accent); background: var(--accent); color: #fff;
+  border-radius: 8px; padding: 4px 12px; font-size: 13px; font-weight: 600; }
+.fb-send:hover { background: var(--accent-dark); }
+.fb-status:empty { display: none; }
+.fb-status.bad { color: #8a1c1c; }
+
 @media (max-width: 480px) {
   .panel { inset: 0; right: 0; bottom: 0; width: 100%; height: 100%; max-height: none; border: 0;
     border-radius: 0; }
@@ -247,6 +268,7 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
       case "llm_bad_response": return "The language model is not available right now.";
       case "invalid_request":
       case "payload_too_large": return message || "The service could not accept this question.";
+      case "feedback_unavailable": return "Feedback cannot be saved right now. Try again later.";
       case "network": return "Could not reach the service. Check your connection and try again.";
       case "timeout": return "The service stopped responding.";
       case "incomplete": return "The answer stopped before it was complete.";
@@ -548,7 +570,7 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
     view.bubble.replaceChildren(h("span", { class: "sr-only", text: "Answering…" }),
       h("span", { class: "dots", "aria-hidden": "true" }, h("i"), h("i"), h("i")));
     view.text = null;
-    for (const extra of view.el.querySelectorAll(".refusal, .error")) extra.remove();
+    for (const extra of view.el.querySelectorAll(".refusal, .error, .feedback")) extra.remove();
   }
 
   function showPartial(view, raw) {
@@ -616,6 +638,98 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
     scrollDown(true);
   }
 
+  // ---------------------------------------------------------------- feedback
+  /** POST /feedback with the widget's token (one fresh try on a 401, like asking). */
+  async function postFeedback(body) {
+    const attempt = (token) => {
+      const headers = { "Content-Type": "application/json" };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      return fetch(API + "/feedback", {
+        method: "POST", mode: "cors", credentials: "omit", cache: "no-store", headers, body: JSON.stringify(body),
+      });
+    };
+    let res;
+    try {
+      let token = await getToken(false);
+      res = await attempt(token);
+      if (res.status === 401 && token) { token = await getToken(true); res = await attempt(token); }
+    } catch (_) {
+      throw new WidgetError(friendly("network"), "network");
+    }
+    if (!res.ok) throw await httpError(res);
+  }
+
+  /** Thumbs up / down under an answer; a thumbs-down opens an optional comment box first. */
+  function addFeedback(view, turn, result) {
+    const bar = h("div", {
+      class: "feedback", role: "group", "aria-label": "Rate this answer", "data-testid": "citeqa-feedback",
+    });
+    const up = h("button", {
+      type: "button", class: "rate", "data-testid": "citeqa-thumbs-up", "aria-label": "Good answer",
+      "aria-pressed": "false", title: "Good answer",
+    }, icon(ICONS.up));
+    const down = h("button", {
+      type: "button", class: "rate", "data-testid": "citeqa-thumbs-down", "aria-label": "Bad answer",
+      "aria-pressed": "false", "aria-expanded": "false", title: "Bad answer",
+    }, icon(ICONS.down));
+    const status = h("span", { class: "fb-status", role: "status", "data-testid": "citeqa-feedback-status" });
+    const boxId = `cq-fb-${Math.random().toString(36).slice(2, 10)}`;
+    const comment = h("textarea", {
+      id: `${boxId}-text`, maxlength: String(MAX_COMMENT_CHARS), rows: "2",
+      placeholder: "What was wrong? (optional)", "data-testid": "citeqa-feedback-comment",
+    });
+    const send = h("button", { type: "button", class: "fb-send", "data-testid": "citeqa-feedback-send", text: "Send" });
+    const box = h("div", { class: "fb-box", id: boxId, "data-testid": "citeqa-feedback-form", hidden: true },
+      h("label", { class: "sr-only", for: `${boxId}-text`, text: "What was wrong with this answer? (optional)" }),
+      comment, send);
+    down.setAttribute("aria-controls", boxId);
+    bar.append(up, down, status, box);
+
+    const setDisabled = (value) => { for (const b of [up, down, send]) b.disabled = value; };
+    async function submit(rating, text) {
+      setDisabled(true);
+      status.classList.remove("bad");
+      status.textContent = "Sending…";
+      const body = {
+        question: turn.question, answer: String(result.answer || ""),
+        citations: Array.isArray(result.citations) ? result.citations : [], model: String(result.model || ""),
+        rating, refused: Boolean(result.refused),
+      };
+      if (text) body.comment = text.slice(0, MAX_COMMENT_CHARS);
+      if (turn.requestId) body.request_id = turn.requestId;
+      try {
+        await postFeedback(body);
+      } catch (err) {
+        status.classList.add("bad");
+        status.textContent = err instanceof WidgetError ? err.message : friendly("network");
+        setDisabled(false);
+        return;
+      }
+      const thanks = h("span", {
+        class: "fb-status", tabindex: "-1", "data-testid": "citeqa-feedback-thanks", text: "Thanks for the feedback.",
+      });
+      const hadFocus = shadow.activeElement && bar.contains(shadow.activeElement);
+      bar.dataset.state = "sent";
+      bar.replaceChildren(thanks);
+      if (hadFocus) thanks.focus(); // the focused button is gone: keep keyboard users in place
+      announce("Thanks for the feedback.");
+    }
+
+    up.addEventListener("click", () => { up.setAttribute("aria-pressed", "true"); submit("up", ""); });
+    down.addEventListener("click", () => {
+      const opening = box.hidden;
+      box.hidden = !opening;
+      down.setAttribute("aria-pressed", String(opening));
+      down.setAttribute("aria-expanded", String(opening));
+      if (opening) comment.focus();
+    });
+    send.addEventListener("click", () => submit("down", comment.value.trim()));
+    comment.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send.click(); }
+    });
+    view.el.append(bar);
+  }
+
   // ---------------------------------------------------------------- asking
   async function post(question, history, token, signal) {
     const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
@@ -649,8 +763,10 @@ button:focus-visible, textarea:focus-visible, .passage:focus-visible, .panel:foc
         res = await post(turn.question, turn.history, token, controller.signal);
       }
       if (!res.ok) throw await httpError(res);
+      turn.requestId = res.headers.get("x-request-id"); // ties a later rating to this answer's log lines
       const result = await readEvents(res, (text) => { raw += text; showPartial(view, raw); }, armIdle);
       showDone(view, result);
+      addFeedback(view, turn, result);
       conversation.push({ role: "user", content: turn.question.slice(0, MAX_TURN_CHARS) });
       const reply = String(result.answer || "").trim();
       if (reply) conversation.push({ role: "assistant", content: reply.slice(0, MAX_TURN_CHARS) });

@@ -606,3 +606,74 @@ def test_a_passage_from_a_pdf_shows_its_page(page: Page, pdf_server: LiveServer)
     source = tid(viewer, "citeqa-passage-source").inner_text().strip()
     assert source == f"docs/manual.pdf, page {FACT_PAGE}", source
     assert "Marmalade Quasar" in tid(viewer, "citeqa-passage-text").inner_text()
+
+
+# ------------------------------------------------------------------ feedback
+
+
+def _feedback_db(live: LiveServer) -> str:
+    app: Any = live.server.config.app  # the FastAPI app the fixture built
+    return str(app.state.citeqa.settings.feedback_db)
+
+
+def test_thumbs_down_with_a_comment_ends_up_in_the_eval_export(
+    page: Page, server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.cli import main as cli_main
+
+    comment = f"It should say they were hunting dogs ({tmp_path.name})."
+    page.goto(server.url + "/")
+    open_widget(page)
+    message = ask(page, DOG)
+    bar = tid(message, "citeqa-feedback")
+    expect(bar).to_have_attribute("role", "group")
+    expect(tid(bar, "citeqa-thumbs-up")).to_have_attribute("aria-label", "Good answer")
+    down = tid(bar, "citeqa-thumbs-down")
+    expect(down).to_have_attribute("aria-label", "Bad answer")
+    expect(tid(bar, "citeqa-feedback-form")).to_be_hidden()
+
+    down.click()
+    expect(down).to_have_attribute("aria-expanded", "true")
+    expect(tid(bar, "citeqa-feedback-form")).to_be_visible()
+    assert shadow_focus(page) == "citeqa-feedback-comment"
+    tid(bar, "citeqa-feedback-comment").fill(comment)
+    tid(bar, "citeqa-feedback-send").click()
+    thanks = tid(message, "citeqa-feedback-thanks")
+    expect(thanks).to_be_visible()
+    expect(thanks).to_have_text("Thanks for the feedback.")
+    expect(tid(message, "citeqa-thumbs-down")).to_have_count(0)  # rated once: the buttons are gone
+    answer_text = tid(message, "citeqa-answer-text").inner_text()
+    OUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUT / "widget-feedback.png"))
+
+    out = tmp_path / "drafts.jsonl"
+    monkeypatch.setenv("CITEQA_FEEDBACK_DB", _feedback_db(server))
+    assert cli_main(["feedback", "export", "--out", str(out)]) == 0
+    drafts = [json.loads(line) for line in out.read_text().splitlines()]
+    [draft] = [d for d in drafts if d["feedback"]["comment"] == comment]
+    assert draft["question"] == DOG
+    assert draft["reference"] == "TODO" and draft["answerable"] is None
+    assert draft["feedback"]["rating"] == "down"
+    assert draft["feedback"]["model"] == "fake/extractive"
+    assert draft["feedback"]["citations"] and draft["feedback"]["request_id"]
+    assert "[1]" in draft["feedback"]["answer"]  # the answer as the service gave it, markers and all
+    assert squash(re.sub(r"\[(\d+)\]", r"\1", draft["feedback"]["answer"])) == squash(answer_text)  # chips show n
+
+
+def test_thumbs_up_from_an_embedding_page_uses_the_widget_token(
+    page: Page, embedded: tuple[LiveServer, HostPage]
+) -> None:
+    from service.feedback.store import FeedbackStore
+
+    api, host = embedded
+    sent: list[dict[str, str]] = []
+    page.on("request", lambda r: sent.append(r.headers) if r.url.endswith("/feedback") and r.method == "POST" else None)
+    page.goto(host.url + "/")
+    open_widget(page)
+    message = ask(page, FIFA, state="refused")
+    tid(message, "citeqa-thumbs-up").click()
+    expect(tid(message, "citeqa-feedback-thanks")).to_be_visible()
+    assert sent and sent[-1].get("authorization", "").startswith("Bearer ")
+    assert API_KEY not in sent[-1]["authorization"]
+    stored = FeedbackStore(_feedback_db(api)).records(rating="up")
+    assert [(r.question, r.refused) for r in stored] == [(FIFA, True)]
