@@ -246,6 +246,7 @@ def bench_milvus(syn: Synthetic, n: int, queries: list[str], tmp: Path) -> dict[
             [_as_source(c, start // per_file) for c in part],
             vectors[start : start + per_file],
         )
+    store.flush()
     load_s = time.perf_counter() - t0
     retriever = MilvusRetriever(store, syn.runner.embedder)
     for q in queries[:10]:

@@ -116,6 +116,8 @@ def build_milvus(
     for source in report.removed:
         store.delete_file(source)
     report.written = bool(fresh or report.removed or report.rebuild_reason)
+    if report.written:
+        store.flush()  # sealed segments are searched by their index; growing ones 10-15x slower
     report.n_chunks = store.stats().n_chunks
     report.seconds = time.perf_counter() - started
     return report

@@ -287,6 +287,13 @@ class MilvusChunkStore:
         records.append(self._record("file", source, sha256=sha256, n_chunks=len(chunks)))
         self.client.upsert(self.files_collection, records)
 
+    def flush(self) -> None:
+        """Seal what was written into indexed segments. Until then Milvus searches the rows as a
+        growing segment: measured on Milvus Lite at 10k chunks, a dense search took 570 ms before
+        a flush and 40 ms after, a BM25 search 1,100 ms and 8 ms."""
+        self.client.flush(self.collection)
+        self.client.flush(self.files_collection)
+
     def delete_file(self, source: str) -> None:
         """Remove a file's record first (so a half-deleted file is never taken as stored), then its
         df parts and chunks."""
