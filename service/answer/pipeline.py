@@ -101,7 +101,8 @@ class Answerer:
         ]
         async with self.gate.slot():
             text = await complete(self.llm, messages, max_tokens=60)
-        text = text.strip().strip('"').splitlines()[0].strip() if text.strip() else ""
+        first = text.strip().strip('"').splitlines()  # a reply of only quotes leaves nothing
+        text = first[0].strip() if first else ""
         # The rewrite is shown to the client (rewritten_question): one that repeats the rewrite's
         # instructions, or refuses, is not a question, and the user's own question is used instead.
         private = word_set(messages[0]["content"])

@@ -23,7 +23,7 @@ router = APIRouter()
     "/feedback",
     status_code=201,
     response_model=FeedbackResponse,
-    responses={code: {"model": ErrorResponse} for code in (401, 413, 422, 429, 503)},
+    responses={code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 429, 503)},
 )
 async def feedback(body: FeedbackRequest, state: StateDep, _client: ClientDep) -> FeedbackResponse:
     """Store a rating of one /ask answer; thumbs-down become eval drafts (`citeqa feedback export`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.answer.prompts import Prompts
@@ -130,3 +131,19 @@ def test_a_rewrite_that_recites_its_instructions_is_not_shown(settings: Settings
     rewrite_rules = Prompts.load()["rewrite_system"].render()
     assert body["rewritten_question"] == FOLLOW_UP
     assert rewrite_rules[:40] not in json.dumps(body)
+
+
+@pytest.mark.parametrize("reply", ['"', '""', "  \n  ", '"\n"'])
+def test_a_rewrite_of_only_quotes_or_blanks_falls_back_to_the_question(
+    settings: Settings, reply: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by schemathesis: a rewrite reply of a lone quote raised IndexError (a 500)."""
+    import service.testing as testing
+
+    monkeypatch.setattr(testing, "rewrite_answer", lambda messages: reply)
+    with make_client(settings) as c:
+        wait_ready(c)
+        history = [{"role": "user", "content": DOG}, {"role": "assistant", "content": "Pungsan dogs [1]."}]
+        r = c.post("/ask", json={"question": FOLLOW_UP, "history": history})
+    assert r.status_code == 200, r.text
+    assert r.json()["rewritten_question"] == FOLLOW_UP

@@ -36,6 +36,11 @@ OPERATIONS = [
     ("POST", "/ask/stream", "positive"),
     ("POST", "/ask/stream", "negative"),
     ("POST", "/widget/token", "positive"),
+    ("POST", "/feedback", "positive"),
+    ("POST", "/feedback", "negative"),
+    ("GET", "/v1/models", "positive"),
+    ("POST", "/v1/chat/completions", "positive"),
+    ("POST", "/v1/chat/completions", "negative"),
 ]
 MODES = {"positive": GenerationMode.POSITIVE, "negative": GenerationMode.NEGATIVE}
 
