@@ -23,7 +23,8 @@ from index.tokens import ENCODING
 
 log = logging.getLogger("citeqa.index")
 
-Progress = Callable[[int, int], None]  # (done, total) texts embedded
+Progress = Callable[[int, int], None]  # (done, total) chunks embedded
+Plan = Callable[[int, int], None]  # (files, chunks) about to be embedded, called once before embedding
 
 
 @dataclass
@@ -58,6 +59,7 @@ def build(
     progress: Progress | None = None,
     force: bool = False,
     lock_timeout: float = store.LOCK_TIMEOUT,
+    plan: Plan | None = None,
 ) -> BuildReport:
     """Raises FileNotFoundError when the corpus folder is missing, and `store.IndexLockedError`
     when another build keeps the index locked for more than `lock_timeout` seconds."""
@@ -67,7 +69,7 @@ def build(
     with store.write_lock(index_dir, timeout=lock_timeout):
         if removed := store.prune(index_dir):
             log.info("removed what earlier builds left in %s: %s", index_dir, ", ".join(removed))
-        report = _build_locked(corpus_dir, index_dir, embedder, chunk_tokens, chunk_overlap, progress, force)
+        report = _build_locked(corpus_dir, index_dir, embedder, chunk_tokens, chunk_overlap, progress, force, plan)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -80,6 +82,7 @@ def _build_locked(
     chunk_overlap: int,
     progress: Progress | None,
     force: bool,
+    plan: Plan | None = None,
 ) -> BuildReport:
     report = BuildReport()
     docs, report.skipped = load_corpus(corpus_dir)
@@ -133,6 +136,8 @@ def _build_locked(
 
     new_chunks = [c for doc in fresh for c in chunk_document(doc, chunk_tokens, chunk_overlap)]
     total = len(new_chunks)
+    if plan:
+        plan(len(fresh), total)
     done = 0
 
     def on_batch(n: int) -> None:

@@ -37,7 +37,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _index_milvus(settings, args)
     print(f"indexing {settings.corpus_dir} -> {settings.index_dir}", file=sys.stderr)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, disable=args.quiet)
+    bar = tqdm(total=0, unit="chunk", desc="embedding", file=sys.stderr, disable=args.quiet)
+
+    def plan(files: int, chunks: int) -> None:  # the bar then shows chunks done, their rate and an ETA
+        bar.set_description(f"embedding {files} new or changed file{'s' if files != 1 else ''}")
+        bar.reset(total=chunks)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -54,6 +58,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             progress=progress,
             force=args.rebuild,
             lock_timeout=settings.index_lock_timeout,
+            plan=plan,
         )
     except (FileNotFoundError, IndexLockedError) as exc:
         print(f"citeqa index: {exc}", file=sys.stderr)

@@ -262,3 +262,17 @@ def test_the_vector_index_follows_corpus_size_and_is_recorded(tmp_path: Path, mo
     sims, ids = loaded.faiss_index.search(vectors[:5], 3)
     assert list(ids[:, 0]) == [0, 1, 2, 3, 4]
     assert np.allclose(sims[:, 0], 1.0, atol=1e-5)
+
+
+def test_the_plan_names_the_files_and_chunks_to_embed_and_progress_reaches_it(corpus: Path, tmp_path: Path) -> None:
+    plans: list[tuple[int, int]] = []
+    seen: list[tuple[int, int]] = []
+    report = _build(
+        corpus, tmp_path / "index", plan=lambda f, c: plans.append((f, c)), progress=lambda d, t: seen.append((d, t))
+    )
+    assert plans == [(len(report.added), report.n_chunks)] and report.n_chunks > 0
+    assert seen[-1] == (report.n_chunks, report.n_chunks)
+    (corpus / next(iter(sorted(p.name for p in corpus.iterdir())))).write_text("A changed file about lighthouses.\n")
+    plans.clear()
+    _build(corpus, tmp_path / "index", plan=lambda f, c: plans.append((f, c)))
+    assert plans == [(1, 1)]  # only the changed file is embedded
