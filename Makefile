@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 BASE_STAMP := $(VENV)/.citeqa-base
 LOCAL_STAMP := $(VENV)/.citeqa-local
 
-.PHONY: help install install-local model index run serve test test-unit eval eval-fast eval-heldout bench lint format browser clean
+.PHONY: help install install-local model index run serve test test-unit eval eval-fast eval-heldout bench bench-scale lint format browser clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -82,6 +82,9 @@ eval-heldout: model  ## the held-out splits alone, reported and not gated
 
 bench: model index  ## index build, retrieval and answer latency figures; /health under clients that leave
 	$(PY) bench/run.py
+
+bench-scale: $(BASE_STAMP)  ## build time against embed-only per corpus; retrieval at 10k/100k/1M chunks per store (about 20 minutes)
+	$(PY) bench/scale.py
 	$(PY) bench/disconnect.py
 
 lint:  $(BASE_STAMP) ## ruff and mypy
