@@ -135,7 +135,19 @@ class MilvusChunkStore:
         self.collection = collection
         self.files_collection = f"{collection}_files"
         self.dim = dim
-        self.client = client if client is not None else MilvusClient(uri)
+        if client is None:
+            from pymilvus.exceptions import MilvusException
+
+            try:
+                client = MilvusClient(uri)
+            except MilvusException as exc:  # unreachable server, or a Lite file another process holds
+                held = (
+                    ""
+                    if uri.startswith(("http://", "https://", "tcp://"))
+                    else (" (a Milvus Lite file is opened by one process at a time: is `citeqa serve` using it?)")
+                )
+                raise MilvusStoreError(f"cannot open Milvus at {uri}: {exc.message}{held}") from exc
+        self.client = client
 
     # -- collections --------------------------------------------------------------------------
 

@@ -214,3 +214,23 @@ def test_df_tables_are_split_under_the_json_cap() -> None:
         assert len(str(part)) < 4000
         merged.update(part)
     assert merged == df
+
+
+def test_a_lite_file_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    """Milvus Lite opens its file in one process only: `citeqa index` beside a running serve."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "held.db"
+    holder = MilvusChunkStore(str(path), dim=8)
+    holder.ensure()
+    code = (
+        "import sys; from index.milvus_store import MilvusChunkStore, MilvusStoreError\n"
+        f"try:\n    MilvusChunkStore({str(path)!r}, dim=8)\nexcept MilvusStoreError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2]
+    )
+    assert done.returncode == 3, done.stderr[-500:]
+    assert "one process at a time" in done.stdout
