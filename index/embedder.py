@@ -90,14 +90,19 @@ class SentenceTransformerEmbedder:
         self.query_backend = "onnx" if self._onnx else "torch"
 
     def encode_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+        """Batches of texts of similar length, longest first, written back in input order. A batch
+        is padded to its longest text, and a corpus's chunks vary (a heading's short section, a
+        full 160-token one): batching them in corpus order made a build of the PostgreSQL manual
+        spend 1.5 times as long as embedding the same text in even 200-token pieces."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i in range(0, len(texts), self._batch_size):
-            batch = list(texts[i : i + self._batch_size])
-            out[i : i + len(batch)] = self._model.encode(
-                batch, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), self._batch_size):
+            rows = order[start : start + self._batch_size]
+            out[rows] = self._model.encode(
+                [texts[i] for i in rows], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
             if progress:
-                progress(len(batch))
+                progress(len(rows))
         return out
 
     def encode_query(self, text: str) -> np.ndarray:

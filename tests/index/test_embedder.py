@@ -94,3 +94,16 @@ def test_unknown_backend_is_refused() -> None:
         SentenceTransformerEmbedder(query_backend="gpu")
     with pytest.raises(ValidationError, match="query_encoder"):
         Settings(query_encoder="gpu")  # type: ignore[arg-type]
+
+
+def test_documents_are_batched_by_length_and_returned_in_input_order(
+    onnx_embedder: SentenceTransformerEmbedder,
+) -> None:
+    """Sorting by length only changes which texts share a batch (and its padding), never which
+    row is whose: each row equals that text embedded alone, and progress counts every text."""
+    texts = [q[:200] for q in QUERIES] + ["Pungsan dogs.", "A longer sentence about the state banquet in Pyongyang."]
+    counted: list[int] = []
+    rows = onnx_embedder.encode_documents(texts, progress=counted.append)
+    alone = np.stack([onnx_embedder.encode_documents([t])[0] for t in texts])
+    assert np.abs(rows - alone).max() < 1e-5
+    assert sum(counted) == len(texts)
