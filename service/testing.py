@@ -305,6 +305,22 @@ def running_service(
         proc.wait(timeout=30)
 
 
+# `citeqa` exactly as the console script runs it, with the hashing embedder in place of the model
+# (for speed): the tests that start `citeqa serve`, `citeqa index` or `citeqa mcp` as subprocesses
+# run `python -c HASHING_CLI <args>`.
+HASHING_CLI = """
+import sys
+import index.embedder as embedder
+def fake(name, **kw):
+    e = embedder.HashingEmbedder()
+    e.query_backend = "hashing"
+    return e
+embedder.SentenceTransformerEmbedder = fake
+from service.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def build_fake_index(settings: Settings) -> store.IndexData:
     embedder = HashingEmbedder()
     build(settings.corpus_dir, settings.index_dir, embedder, settings.chunk_tokens, settings.chunk_overlap)

@@ -23,7 +23,7 @@ from mcp.types import CallToolResult, TextContent
 from service.errors import LLMUnavailable
 from service.mcp_server import LoadOnce, build_server
 from service.settings import Settings
-from service.testing import FakeLLM, FakeOpenAI, fake_loader, free_port, running_service
+from service.testing import HASHING_CLI, FakeLLM, FakeOpenAI, fake_loader, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 KIM = "What breed of dog did Kim give Putin?"
@@ -31,18 +31,6 @@ KIM_SOURCE = "seeds/000_cfe940b0310ddd85.txt"
 OUT_OF_CORPUS = "What is the melting point of tungsten in kelvin?"
 KEY = "mcp-test-key-0123456789"
 
-# `citeqa` with the hashing embedder in place of the model, as tests/system/test_hot_swap.py runs it.
-HASHING_CLI = """
-import sys
-import index.embedder as embedder
-def fake(name, **kw):
-    e = embedder.HashingEmbedder()
-    e.query_backend = "hashing"
-    return e
-embedder.SentenceTransformerEmbedder = fake
-from service.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 T = TypeVar("T")
 Session = Callable[[], AbstractAsyncContextManager[ClientSession]]

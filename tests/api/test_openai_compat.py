@@ -27,7 +27,7 @@ from service.api.app import create_app
 from service.api.openai_models import ChatCompletionRequest, strip_sources, to_ask_request
 from service.errors import BadRequest, LLMUnavailable
 from service.settings import Settings
-from service.testing import FakeLLM, FakeOpenAI, fake_loader, fake_settings, free_port, running_service
+from service.testing import HASHING_CLI, FakeLLM, FakeOpenAI, fake_loader, fake_settings, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "k1"
@@ -266,21 +266,6 @@ def test_translation_of_a_chat_into_a_question_and_history() -> None:
         to_ask_request(ChatCompletionRequest.model_validate({"messages": [{"role": "system", "content": "x"}]}))
 
 
-# `citeqa` exactly as the console script runs it, with the hashing embedder for speed (as in
-# tests/system/test_hot_swap.py).
-_FAST_CLI = """
-import sys
-import index.embedder as embedder
-def fake(name, **kw):
-    e = embedder.HashingEmbedder()
-    e.query_backend = "hashing"
-    return e
-embedder.SentenceTransformerEmbedder = fake
-from service.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_against_a_real_citeqa_serve(tmp_path: Path) -> None:
     """The whole path an Open WebUI user takes: the real CLI and uvicorn, litellm calling an
     OpenAI-compatible LLM (FakeOpenAI), and the openai SDK as the client."""
@@ -302,7 +287,7 @@ def test_against_a_real_citeqa_serve(tmp_path: Path) -> None:
             "TOKENIZERS_PARALLELISM": "false",
         }
         built = subprocess.run(
-            [sys.executable, "-c", _FAST_CLI, "index", "--quiet"],
+            [sys.executable, "-c", HASHING_CLI, "index", "--quiet"],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -310,7 +295,7 @@ def test_against_a_real_citeqa_serve(tmp_path: Path) -> None:
             timeout=120,
         )
         assert built.returncode == 0, built.stderr[-3000:]
-        command = [sys.executable, "-c", _FAST_CLI, "serve"]
+        command = [sys.executable, "-c", HASHING_CLI, "serve"]
         with running_service(ROOT, env, free_port(), timeout=60, command=command) as base:
             client = sdk(base, key="sk-citeqa-test")
             assert [m.id for m in client.models.list()] == ["citeqa"]

@@ -24,25 +24,12 @@ import httpx
 import pytest
 
 from index import store
-from service.testing import FakeOpenAI, free_port, running_service
+from service.testing import HASHING_CLI, FakeOpenAI, free_port, running_service
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTION = {"question": "What is the bear at the Pyongyang zoo called?"}
 BEARS = ("Misha", "Boris", "Kuma")  # v1, v2, v3
 CLIENTS = 4
-
-# `citeqa` exactly as the console script runs it, with the hashing embedder for speed.
-_FAST_CLI = """
-import sys
-import index.embedder as embedder
-def fake(name, **kw):
-    e = embedder.HashingEmbedder()
-    e.query_backend = "hashing"
-    return e
-embedder.SentenceTransformerEmbedder = fake
-from service.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def zoo(bear: str) -> str:
@@ -96,7 +83,7 @@ def _env(corpus: Path, llm: FakeOpenAI) -> dict[str, str]:
 def citeqa_index(env: dict[str, str]) -> str:
     """Run `citeqa index`; return the version it made current."""
     done = subprocess.run(
-        [sys.executable, "-c", _FAST_CLI, "index", "--quiet"],
+        [sys.executable, "-c", HASHING_CLI, "index", "--quiet"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -144,7 +131,7 @@ def test_two_rebuilds_under_load_fail_no_request_and_switch_the_answers(corpus: 
     env = _env(corpus, llm)
     index_dir = Path(env["CITEQA_INDEX_DIR"])
     v1 = citeqa_index(env)
-    command = [sys.executable, "-c", _FAST_CLI, "serve"]
+    command = [sys.executable, "-c", HASHING_CLI, "serve"]
     with running_service(ROOT, env, free_port(), timeout=60, command=command) as url:
 
         def served() -> str | None:
