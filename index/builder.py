@@ -50,6 +50,44 @@ def _embed(chunks: list[Chunk], embedder: Embedder, on_batch: Callable[[int], No
     return vectors.astype(np.float32)
 
 
+def read_documents(corpus_dir: Path, report: BuildReport) -> list[Document]:
+    """The corpus's documents, one per source (load_corpus reads each real file once; the
+    assembly of an index relies on it), with what was skipped recorded in `report`."""
+    docs, report.skipped = load_corpus(corpus_dir)
+    unique: dict[str, Document] = {}
+    for doc in docs:
+        unique.setdefault(doc.source, doc)
+    return list(unique.values())
+
+
+def sort_changes(docs: list[Document], stored: dict[str, str], report: BuildReport) -> list[Document]:
+    """Record in `report` which documents are added, updated, unchanged or removed against the
+    `stored` source -> sha256 table; returns the ones to (re-)embed."""
+    fresh: list[Document] = []
+    for doc in docs:
+        previous = stored.get(doc.source)
+        if previous == doc.sha256:
+            report.unchanged.append(doc.source)
+        else:
+            (report.updated if previous else report.added).append(doc.source)
+            fresh.append(doc)
+    current = {d.source for d in docs}
+    report.removed = sorted(s for s in stored if s not in current)
+    return fresh
+
+
+class BatchProgress:
+    """Turns the embedder's per-batch counts into `progress(done, total)` calls."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.done, self.total, self.progress = 0, total, progress
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
 def build(
     corpus_dir: Path,
     index_dir: Path,
@@ -85,12 +123,7 @@ def _build_locked(
     plan: Plan | None = None,
 ) -> BuildReport:
     report = BuildReport()
-    docs, report.skipped = load_corpus(corpus_dir)
-    # Sources are unique (load_corpus reads each real file once); the assembly below relies on it.
-    unique: dict[str, Document] = {}
-    for doc in docs:
-        unique.setdefault(doc.source, doc)
-    docs = list(unique.values())
+    docs = read_documents(corpus_dir, report)
     wanted = store.Manifest(
         embedding_model=embedder.name,
         dim=embedder.dim,
@@ -118,17 +151,7 @@ def _build_locked(
         for i, chunk in enumerate(old.chunks):
             old_by_source.setdefault(chunk.source, []).append(i)
 
-    fresh: list[Document] = []
-    for doc in docs:
-        previous = old.manifest.files.get(doc.source) if old else None
-        if previous == doc.sha256:
-            report.unchanged.append(doc.source)
-        else:
-            (report.updated if previous else report.added).append(doc.source)
-            fresh.append(doc)
-    if old is not None:
-        current = {d.source for d in docs}
-        report.removed = sorted(s for s in old.manifest.files if s not in current)
+    fresh = sort_changes(docs, old.manifest.files if old else {}, report)
 
     if old is not None and not fresh and not report.removed:
         report.n_chunks = len(old.chunks)
@@ -138,15 +161,7 @@ def _build_locked(
     total = len(new_chunks)
     if plan:
         plan(len(fresh), total)
-    done = 0
-
-    def on_batch(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
-
-    new_chunk_vecs = _embed(new_chunks, embedder, on_batch)
+    new_chunk_vecs = _embed(new_chunks, embedder, BatchProgress(total, progress))
     report.n_embedded = total
 
     # Assemble in corpus order: kept chunks reuse their stored vectors, fresh ones use new vectors.

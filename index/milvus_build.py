@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from index.builder import BuildReport, Progress
+from index.builder import BatchProgress, BuildReport, Progress, read_documents, sort_changes
 from index.chunking import CHUNKER_VERSION, chunk_document
-from index.documents import Document, load_corpus
 from index.embedder import Embedder
 from index.milvus_store import CHUNKS_DEFAULT, MilvusChunkStore
 from index.tokens import ENCODING
@@ -63,10 +62,7 @@ def build_milvus(
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
     report = BuildReport()
-    docs, report.skipped = load_corpus(corpus_dir)
-    unique: dict[str, Document] = {}
-    for doc in docs:
-        unique.setdefault(doc.source, doc)
+    docs = read_documents(corpus_dir, report)
     store = store or MilvusChunkStore(uri, collection=collection, dim=embedder.dim)
     wanted = wanted_meta(embedder, chunk_tokens, chunk_overlap)
 
@@ -86,25 +82,10 @@ def build_milvus(
         stored = store.files()
     store.set_meta(wanted)
 
-    fresh: list[Document] = []
-    for doc in unique.values():
-        previous = stored.get(doc.source)
-        if previous == doc.sha256:
-            report.unchanged.append(doc.source)
-        else:
-            (report.updated if previous else report.added).append(doc.source)
-            fresh.append(doc)
-    report.removed = sorted(s for s in stored if s not in unique)
+    fresh = sort_changes(docs, stored, report)
 
     per_doc = [(doc, chunk_document(doc, chunk_tokens, chunk_overlap)) for doc in fresh]
-    total = sum(len(chunks) for _, chunks in per_doc)
-    done = 0
-
-    def on_batch(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
+    on_batch = BatchProgress(sum(len(chunks) for _, chunks in per_doc), progress)
 
     for doc, chunks in per_doc:
         texts = [c.embed_text for c in chunks]
