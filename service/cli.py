@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -26,8 +27,6 @@ def _settings(**overrides: object) -> Settings:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from index.builder import build
     from index.embedder import SentenceTransformerEmbedder
     from index.store import IndexLockedError
@@ -37,17 +36,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         return _index_milvus(settings, args)
     print(f"indexing {settings.corpus_dir} -> {settings.index_dir}", file=sys.stderr)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    bar = tqdm(total=0, unit="chunk", desc="embedding", file=sys.stderr, disable=args.quiet)
-
-    def plan(files: int, chunks: int) -> None:  # the bar then shows chunks done, their rate and an ETA
-        bar.set_description(f"embedding {files} new or changed file{'s' if files != 1 else ''}")
-        bar.reset(total=chunks)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar, plan, progress = _embedding_bar(args.quiet)
     try:
         report = build(
             settings.corpus_dir,
@@ -69,6 +58,25 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedding_bar(quiet: bool) -> tuple[Any, Callable[[int, int], None], Callable[[int, int], None]]:
+    """A progress bar of chunks embedded, with their rate and an ETA, and the `plan` and
+    `progress` callbacks a build feeds it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="chunk", desc="embedding", file=sys.stderr, disable=quiet)
+
+    def plan(files: int, chunks: int) -> None:
+        bar.set_description(f"embedding {files} new or changed file{'s' if files != 1 else ''}")
+        bar.reset(total=chunks)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, plan, progress
+
+
 def _print_report(report: BuildReport) -> None:
     for skipped in report.skipped:
         print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
@@ -85,21 +93,13 @@ def _print_report(report: BuildReport) -> None:
 
 # --- CITEQA_VECTOR_STORE=milvus: `citeqa index` into Milvus (service/answer/loading.py reads it) ---
 def _index_milvus(settings: Settings, args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from index.embedder import SentenceTransformerEmbedder
     from index.milvus_build import build_milvus
     from index.milvus_store import MilvusStoreError
 
     print(f"indexing {settings.corpus_dir} -> Milvus {settings.milvus_uri}", file=sys.stderr)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    bar = tqdm(total=0, unit="text", desc="embedding", file=sys.stderr, disable=args.quiet)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar, _, progress = _embedding_bar(args.quiet)
     try:
         report = build_milvus(
             settings.corpus_dir,
