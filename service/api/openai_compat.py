@@ -17,8 +17,6 @@ replaces the tokens). So the deltas come once the check has passed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -47,8 +45,8 @@ from service.api.openai_models import (
     sources_text,
     to_ask_request,
 )
-from service.api.routes import DISCONNECT_POLL_SECONDS
 from service.api.routes import _record as record_answer
+from service.api.routes import answer_while_connected
 from service.api.state import AppState
 from service.errors import CiteqaError
 from service.schemas import AskRequest
@@ -105,17 +103,9 @@ async def chat_completions(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    task = asyncio.create_task(answerer.ask(ask))
-    # As /ask: a client that hangs up must not keep the model busy.
-    while not task.done():
-        await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
-        if not task.done() and await request.is_disconnected():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            log.info("client left before the answer; its LLM call was cancelled")
-            return Response(status_code=499)
-    done = task.result()
+    done = await answer_while_connected(answerer, ask, request)  # as /ask: a client gone cancels it
+    if done is None:
+        return Response(status_code=499)
     record_answer(state, done)
     return JSONResponse(completion(done).model_dump(mode="json"))
 

@@ -29,6 +29,22 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+async def answer_while_connected(answerer: Answerer, body: AskRequest, request: Request) -> Done | None:
+    """The answer, or None when the client hung up first. A client that hangs up must not keep
+    the model busy: the connection is watched while the answer is written, and the answer (its
+    LLM call, its queue slot) is cancelled when the client is gone."""
+    task = asyncio.create_task(answerer.ask(body))
+    while not task.done():
+        await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+        if not task.done() and await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.info("client left before the answer; its LLM call was cancelled")
+            return None
+    return task.result()
+
+
 def _record(state: AppState, done: Done) -> None:
     r = done.response
     state.metrics.record_answer(
@@ -45,18 +61,9 @@ async def ask(
     body: AskRequest, request: Request, answerer: AnswererDep, state: StateDep, _client: ClientDep
 ) -> Response:
     state.gate.check()  # a full queue is refused before any work is done
-    task = asyncio.create_task(answerer.ask(body))
-    # A client that hangs up must not keep the model busy: watch the connection while the answer
-    # is written, and cancel it (the LLM call, its queue slot) when the client is gone.
-    while not task.done():
-        await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
-        if not task.done() and await request.is_disconnected():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            log.info("client left before the answer; its LLM call was cancelled")
-            return Response(status_code=499)  # nobody reads it; nginx's code for the access log
-    done = task.result()
+    done = await answer_while_connected(answerer, body, request)
+    if done is None:
+        return Response(status_code=499)  # nobody reads it; nginx's code for the access log
     _record(state, done)
     return JSONResponse(done.response.model_dump(mode="json"))
 
