@@ -184,6 +184,18 @@ class Synthetic:
         return chunks, vectors, terms
 
 
+def time_questions(retriever: Any, queries: list[str]) -> list[float]:
+    """Milliseconds of one `retrieve` per question, after ten warm-up questions."""
+    for q in queries[:10]:
+        retriever.retrieve(q, 5)
+    lat = []
+    for q in queries:
+        t = time.perf_counter()
+        retriever.retrieve(q, 5)
+        lat.append((time.perf_counter() - t) * 1000)
+    return lat
+
+
 def bench_faiss(syn: Synthetic, n: int, queries: list[str]) -> dict[str, float | str]:
     import faiss
     import numpy as np
@@ -201,13 +213,7 @@ def bench_faiss(syn: Synthetic, n: int, queries: list[str]) -> dict[str, float |
     t2 = time.perf_counter()
     retriever = HybridRetriever(data, syn.runner.embedder, bm25=bm25)
     grown = rss_bytes() - rss0 + vectors.nbytes  # the vectors were allocated before rss0
-    for q in queries[:10]:
-        retriever.retrieve(q, 5)
-    lat = []
-    for q in queries:
-        t = time.perf_counter()
-        retriever.retrieve(q, 5)
-        lat.append((time.perf_counter() - t) * 1000)
+    lat = time_questions(retriever, queries)
     recall = 1.0
     if manifest.vector_index != "Flat":
         exact = faiss.IndexFlatIP(vectors.shape[1])
@@ -228,7 +234,6 @@ def bench_faiss(syn: Synthetic, n: int, queries: list[str]) -> dict[str, float |
 
 
 def bench_milvus(syn: Synthetic, n: int, queries: list[str], tmp: Path) -> dict[str, float | str]:
-    import numpy as np
 
     from index.milvus_store import MilvusChunkStore
     from service.answer.milvus_retriever import MilvusRetriever
@@ -249,14 +254,7 @@ def bench_milvus(syn: Synthetic, n: int, queries: list[str], tmp: Path) -> dict[
     store.flush()
     load_s = time.perf_counter() - t0
     retriever = MilvusRetriever(store, syn.runner.embedder)
-    for q in queries[:10]:
-        retriever.retrieve(q, 5)
-    lat = []
-    for q in queries:
-        t = time.perf_counter()
-        retriever.retrieve(q, 5)
-        lat.append((time.perf_counter() - t) * 1000)
-    del np
+    lat = time_questions(retriever, queries)
     return {
         "store": "milvus-lite FLAT",
         "p50": pct(lat, 50),
