@@ -30,6 +30,7 @@ import numpy as np
 
 from index import vector_index
 from index.chunking import Chunk, Span
+from index.lexical import BM25
 
 log = logging.getLogger("citeqa.index")
 
@@ -40,6 +41,7 @@ PREVIOUS = "PREVIOUS"  # the version CURRENT named before the last switch; kept 
 LOCK = ".lock"
 LOCK_TIMEOUT = 600.0  # seconds a build waits for another to finish before giving up
 FILES = ("chunks.jsonl", "chunk_vectors.npy", "faiss.index")
+LEXICAL_DIR = "bm25"  # the saved BM25 index (index/lexical.py): its files are checksummed as the rest
 # Names of what a killed build can leave behind (never the lock file: see `write_lock`).
 _DEBRIS = (".staging-", f".{POINTER}.tmp", f".{PREVIOUS}.tmp")
 
@@ -139,19 +141,26 @@ class IndexData:
     chunks: list[Chunk]
     chunk_vectors: np.ndarray  # (n_chunks, dim), L2-normalised
     faiss_index: Any = None
+    # The lexical index (index/lexical.py), built with the vectors and saved beside them; None
+    # for data read from a version written before it was saved, which the retriever builds at load.
+    bm25: BM25 | None = None
     # The version folder's name (`v-...`) when read by `load`: what a running service compares
     # with `CURRENT` to notice a new build ("" for data built in memory).
     version: str = ""
 
     @classmethod
-    def create(cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray) -> IndexData:
-        """Index the vectors in the FAISS index the corpus size calls for, recorded in `manifest`."""
+    def create(
+        cls, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray, bm25: BM25 | None = None
+    ) -> IndexData:
+        """Index the vectors in the FAISS index the corpus size calls for, recorded in `manifest`,
+        and the chunks' content words in BM25 (unless `bm25` is given, as the scale bench does)."""
         if len(chunks) != len(chunk_vectors):
             raise ValueError("vector counts do not match the chunks")
         spec = vector_index.choose(len(chunks))
         manifest.vector_index, manifest.nprobe = spec.factory, spec.nprobe
         manifest.n_chunks = len(chunks)
-        return cls(manifest, chunks, chunk_vectors, vector_index.build(chunk_vectors, manifest.dim, spec))
+        faiss_index = vector_index.build(chunk_vectors, manifest.dim, spec)
+        return cls(manifest, chunks, chunk_vectors, faiss_index, bm25 or BM25.of_texts(c.embed_text for c in chunks))
 
 
 def _sha256(path: Path) -> str:
@@ -168,6 +177,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
 
 
 def _write_file(path: Path, write) -> None:  # type: ignore[no-untyped-def]
@@ -198,7 +212,11 @@ def save(data: IndexData, index_dir: Path) -> Path:
         _write_file(staging / "chunk_vectors.npy", lambda fh: np.save(fh, data.chunk_vectors))
         serialized = faiss.serialize_index(data.faiss_index)
         _write_file(staging / "faiss.index", lambda fh: fh.write(serialized.tobytes()))
-        data.manifest.checksums = {name: _sha256(staging / name) for name in FILES}
+        bm25 = data.bm25 or BM25.of_texts(c.embed_text for c in data.chunks)
+        lexical = [p.relative_to(staging).as_posix() for p in bm25.save(staging / LEXICAL_DIR)]
+        for path in lexical:
+            _fsync_file(staging / path)
+        data.manifest.checksums = {name: _sha256(staging / name) for name in (*FILES, *lexical)}
         data.manifest.built_at = time.time()
         manifest_json = json.dumps(asdict(data.manifest), indent=2, sort_keys=True).encode()
         _write_file(staging / "manifest.json", lambda fh: fh.write(manifest_json))
@@ -292,6 +310,7 @@ def load(index_dir: Path) -> IndexData:
             chunks.append(Chunk(**raw))
         chunk_vectors = np.load(version / "chunk_vectors.npy")
         faiss_index = faiss.deserialize_index(np.frombuffer((version / "faiss.index").read_bytes(), np.uint8))
+        bm25 = _load_lexical(version, manifest)
     except IndexLoadError:
         raise
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -299,7 +318,20 @@ def load(index_dir: Path) -> IndexData:
     if faiss_index.ntotal != len(chunks) or len(chunk_vectors) != len(chunks) or faiss_index.d != manifest.dim:
         raise IndexLoadError(f"index in {version} is inconsistent: {fix}")
     vector_index.configure(faiss_index, vector_index.VectorIndexSpec(manifest.vector_index, manifest.nprobe))
-    return IndexData(manifest, chunks, chunk_vectors, faiss_index, version=version.name)
+    if bm25 is not None and bm25.n != len(chunks):
+        raise IndexLoadError(f"index in {version} is inconsistent (lexical index): {fix}")
+    return IndexData(manifest, chunks, chunk_vectors, faiss_index, bm25, version=version.name)
+
+
+def _load_lexical(version: Path, manifest: Manifest) -> BM25 | None:
+    """The saved BM25 index, checked like the other files; None for a version saved without one."""
+    lexical = sorted(name for name in manifest.checksums if name.startswith(LEXICAL_DIR + "/"))
+    if not lexical:
+        return None
+    for name in lexical:
+        if _sha256(version / name) != manifest.checksums[name]:
+            raise IndexLoadError(f"index file {version / name} is damaged (checksum mismatch): run `citeqa index`")
+    return BM25.load(version / LEXICAL_DIR)
 
 
 def current_name(index_dir: Path) -> str | None:

@@ -3,8 +3,6 @@ rank fusion. Dense finds paraphrases; BM25 finds rare names and numbers that emb
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,8 +10,11 @@ import numpy as np
 
 from index.chunking import Chunk
 from index.embedder import Embedder
+from index.lexical import BM25
 from index.store import IndexData
 from service.answer.words import Rarity, content_words
+
+__all__ = ["BM25", "Hit", "HybridRetriever", "Retrieval", "Retriever"]
 
 
 @dataclass
@@ -50,46 +51,10 @@ class Retriever(Protocol):
     def retrieve(self, question: str, top_k: int) -> Retrieval: ...
 
 
-class BM25:
-    """Okapi BM25 through `bm25s`: every term's score in every chunk is computed once, at load, into
-    a sparse matrix, so a query costs a sparse row sum and a partial sort, not a Python loop over
-    postings and a full argsort (44 ms of sorting alone at 1M chunks).
-
-    Lucene's variant, with the idf `log(1 + (N - df + 0.5) / (df + 0.5))`; `idf` is that table, the
-    word rarity the context selector and the citation check weigh words by."""
-
-    def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
-        import bm25s  # imported here: its import pulls scipy
-
-        self.n = len(docs)
-        df: Counter[str] = Counter()
-        for doc in docs:
-            df.update(set(doc))
-        self.idf = Rarity({t: math.log(1 + (self.n - c + 0.5) / (c + 0.5)) for t, c in df.items()})
-        self._engine = bm25s.BM25(k1=k1, b=b, method="lucene")
-        if self.n:
-            self._engine.index(docs, show_progress=False)
-
-    def scores(self, terms: list[str]) -> np.ndarray:
-        known = [t for t in dict.fromkeys(terms) if t in self.idf]  # each term once, as BM25 sums
-        if not known or not self.n:
-            return np.zeros(self.n, dtype=np.float32)
-        return np.asarray(self._engine.get_scores(known), dtype=np.float32)
-
-    def top(self, terms: list[str], k: int) -> list[int]:
-        """The `k` best-scoring chunks with any of `terms`, best first (a partial sort)."""
-        scores = self.scores(terms)
-        k = min(k, self.n)
-        if k <= 0:
-            return []
-        best = np.argpartition(-scores, k - 1)[:k] if k < self.n else np.arange(self.n)
-        best = best[np.argsort(-scores[best], kind="stable")]
-        return [int(i) for i in best if scores[i] > 0]
-
-
 class HybridRetriever:
     """`bm25` may be passed in already built (the scale bench builds it from synthetic terms);
-    by default it is built from the chunks' content words."""
+    by default it is the one saved with the index, or, for an index saved without one, built now
+    from the chunks' content words."""
 
     def __init__(
         self, data: IndexData, embedder: Embedder, rrf_k: int = 60, candidates: int = 30, bm25: BM25 | None = None
@@ -98,7 +63,7 @@ class HybridRetriever:
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self.bm25 = bm25 or BM25([content_words(c.embed_text) for c in data.chunks])
+        self.bm25 = bm25 or data.bm25 or BM25.of_texts(c.embed_text for c in data.chunks)
 
     @property
     def rarity(self) -> Rarity:

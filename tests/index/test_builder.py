@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -276,3 +277,38 @@ def test_the_plan_names_the_files_and_chunks_to_embed_and_progress_reaches_it(co
     plans.clear()
     _build(corpus, tmp_path / "index", plan=lambda f, c: plans.append((f, c)))
     assert plans == [(1, 1)]  # only the changed file is embedded
+
+
+def test_the_lexical_index_is_saved_with_the_vectors_and_read_back_unchanged(corpus: Path, tmp_path: Path) -> None:
+    """A service reads BM25 from the version folder instead of lemmatising every chunk at start."""
+    from index.lexical import BM25
+    from service.answer.words import content_words
+
+    index_dir = tmp_path / "idx"
+    _build(corpus, index_dir)
+    data = store.load(index_dir)
+    assert data.bm25 is not None and data.bm25.n == len(data.chunks)
+    fresh = BM25.of_texts(c.embed_text for c in data.chunks)
+    assert dict(data.bm25.idf) == pytest.approx(dict(fresh.idf))
+    for question in ("Pungsan hunting dogs", "luxury limousine gift", "treaty signed in Pyongyang"):
+        terms = content_words(question)
+        assert np.allclose(data.bm25.scores(terms), fresh.scores(terms))
+        assert data.bm25.top(terms, 5) == fresh.top(terms, 5) != []
+
+
+def test_a_damaged_lexical_index_is_refused_and_one_saved_without_it_still_loads(corpus: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    _build(corpus, index_dir)
+    version = store.current_version(index_dir)
+    assert version is not None
+    matrix = next((version / store.LEXICAL_DIR).glob("data*.npy"))
+    original = matrix.read_bytes()
+    matrix.write_bytes(original[:-8] + b"\x00" * 8)
+    with pytest.raises(store.IndexLoadError, match="damaged"):
+        store.load(index_dir)
+    # A version written before the lexical index was saved has no such files in its checksums.
+    matrix.write_bytes(original)
+    raw = json.loads((version / "manifest.json").read_text())
+    raw["checksums"] = {k: v for k, v in raw["checksums"].items() if not k.startswith(store.LEXICAL_DIR + "/")}
+    (version / "manifest.json").write_text(json.dumps(raw))
+    assert store.load(index_dir).bm25 is None

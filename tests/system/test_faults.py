@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import subprocess
@@ -336,7 +337,12 @@ def test_index_build_killed_at_random_moments_leaves_a_loadable_index(tmp_path: 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        time.sleep(rng.uniform(0.8, 3.0))  # imports take ~0.7 s; then a build every few tenths of a second
+        # Wait for its first build (imports and the first BM25 take a few seconds, more on a busy
+        # machine), then kill it somewhere in the next ones: a build every few tenths of a second.
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "the builder finished no build in 60 s"
+        time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=10)
         assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
