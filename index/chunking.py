@@ -21,7 +21,7 @@ from index.structure import HEADING_SEPARATOR, PROSE
 from index.tokens import get_encoding
 
 # Bump when splitting or chunking changes, so existing indexes are rebuilt rather than mixed.
-CHUNKER_VERSION = 5  # 5: PDF and DOCX files, chunks carry a PDF page
+CHUNKER_VERSION = 6  # 5: PDF and DOCX files, chunks carry a PDF page; 6: reStructuredText read as sections
 
 
 @dataclass

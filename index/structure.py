@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 PROSE, CODE, LIST, TABLE, DEFINITIONS = "prose", "code", "list", "table", "definitions"
 HEADING_SEPARATOR = " › "
-STRUCTURED_SUFFIXES = (".md", ".markdown", ".html", ".htm")
+STRUCTURED_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".rst")
 _SPACES = re.compile(r"\s+")  # newlines too: HTML and Markdown wrap prose lines freely
 # Navigation bars, breadcrumbs and "Prev | Up | Next" tables are made of links; a block whose text
 # is mostly link text and short is boilerplate, not content (the usual boilerplate-removal test).
@@ -55,8 +55,18 @@ def is_structured(suffix: str) -> bool:
 
 
 def read_blocks(suffix: str, text: str) -> list[Block]:
-    """The blocks of a Markdown or HTML document, in order; empty blocks are dropped."""
-    blocks = _markdown_blocks(text) if suffix.lower() in (".md", ".markdown") else _html_blocks(text)
+    """The blocks of a Markdown, HTML or reStructuredText document, in order; empty blocks are
+    dropped. reStructuredText that docutils cannot read at all raises (documents.py then reads it as
+    plain text)."""
+    suffix = suffix.lower()
+    if suffix == ".rst":
+        from index.rst_blocks import rst_blocks  # imported when used, as docutils is
+
+        blocks: Iterable[Block] = rst_blocks(text)
+    elif suffix in (".md", ".markdown"):
+        blocks = _markdown_blocks(text)
+    else:
+        blocks = _html_blocks(text)
     return [b for b in blocks if any(p.strip() for p in b.pieces)]
 
 
