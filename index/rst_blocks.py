@@ -122,20 +122,25 @@ class _Container(Directive):
     def run(self) -> list[nodes.Node]:
         box = nodes.admonition() if self.label else nodes.container()
         if self.label:
-            version = self.arguments[0].split(None, 1) if self.arguments else []
-            label = self.label.format(version[0] if version else "").strip()
-            box["citeqa_label"] = label
-            if len(version) > 1:  # `.. versionadded:: 3.2 The text`, on the directive's line
-                box += nodes.paragraph(version[1], version[1])
-                box[-1].line = self.lineno
+            text = self.arguments[0] if self.arguments else ""
+            words = text.split(None, 1) if "{}" in self.label else ["", text] if text else []
+            box["citeqa_label"] = self.label.format(words[0] if words else "").strip()
+            if len(words) > 1:  # `.. versionadded:: 3.2 The text`, `.. seealso:: :func:`f``
+                box += self.paragraph(words[1])
         elif self.arguments and self.content:
             return _Description.run(self)  # type: ignore[arg-type]  # an unknown `.. x:: name` with a body
         elif self.arguments:
-            box += nodes.paragraph(self.arguments[0], self.arguments[0])
-            box[-1].line = self.lineno
+            box += self.paragraph(self.arguments[0])
         box.line = self.lineno
         self.state.nested_parse(self.content, self.content_offset, box)
         return [box]
+
+    def paragraph(self, text: str) -> nodes.paragraph:
+        """Text on the directive's line, its inline markup read."""
+        inline, _ = self.state.inline_text(text, self.lineno)
+        paragraph = nodes.paragraph(text, "", *inline)
+        paragraph.line = self.lineno
+        return paragraph
 
 
 def _labelled(label: str) -> type[Directive]:
@@ -230,7 +235,14 @@ def _parse(text: str) -> nodes.document:
 
 _SKIPPED: tuple[type, ...] = (nodes.comment, nodes.target, nodes.substitution_definition, nodes.pending, nodes.raw)
 _SKIPPED += (nodes.transition, nodes.image)
-_PROSE: tuple[type, ...] = (nodes.paragraph, nodes.line_block, nodes.rubric, nodes.caption, nodes.legend, nodes.title)
+_PROSE: tuple[type[nodes.Element], ...] = (
+    nodes.paragraph,
+    nodes.line_block,
+    nodes.rubric,
+    nodes.caption,
+    nodes.legend,
+    nodes.title,
+)
 _PROSE += (nodes.footnote, nodes.citation)
 _RECURSED = (nodes.block_quote, nodes.container, nodes.compound, nodes.topic, nodes.sidebar, nodes.figure)
 
@@ -325,7 +337,8 @@ class _Reader:
             self.section(node)
         elif isinstance(node, nodes.system_message):
             # An error (a malformed table, say) carries the source it could not read: kept as prose.
-            for literal in node.findall(nodes.literal_block):
+            # Warnings are left out: a disabled `.. include::` or `.. raw::`.
+            for literal in node.findall(nodes.literal_block) if node.get("level", 0) >= 3 else ():
                 first = next((ln for ln in literal.astext().split("\n") if ln.strip()), "")
                 self.add(PROSE, literal, [(_clean(literal.astext()), 0)], self.search(first, self.cursor))
         elif isinstance(node, _SKIPPED):
@@ -398,7 +411,7 @@ class _Reader:
             children[lead], nodes.paragraph | nodes.bullet_list | nodes.enumerated_list | nodes.field_list
         ):
             lead += 1
-        text = " ".join(_clean(c.astext()) for c in children[:lead])
+        text = " ".join(_flat(c) for c in children[:lead])
         self.add(DEFINITIONS, node, [(f"{term}\n{text}" if text else term, node.line or self.cursor)], node.line)
         for child in children[:lead]:
             if line := _last_line(child):
@@ -412,10 +425,23 @@ class _Reader:
             if _nearest(row, nodes.table) is not node:
                 continue  # a nested table's rows belong to its own cell
             cells = [_clean(e.astext()) for e in row.children if isinstance(e, nodes.entry)]
-            rows.append((cells, _first_line(row) or (rows[-1][1] + 1 if rows else 0)))
+            rows.append((cells, _first_line(row)))
         has_header = any(True for _ in node.findall(nodes.thead))
         start = self.line_of(node)
-        rows = [(cells, line or start) for cells, line in rows]
+        previous = start - 1
+        for n, (cells, line) in enumerate(rows):
+            if line <= previous:  # no line (a csv-table's cells), or not after the row before: search
+                first = next((c for c in cells if c), "")
+                line = next(
+                    (
+                        k
+                        for k in range(previous + 1, min(previous + 50, len(self.lines)) + 1)
+                        if first in self.lines[k - 1]
+                    ),
+                    previous + 1,
+                )
+                rows[n] = (cells, line)
+            previous = line
         pieces, lines = _table_pieces(rows, has_header)
         title = node.next_node(nodes.title)
         if title is not None and title.parent is node and pieces:
@@ -473,6 +499,13 @@ def _nearest(node: nodes.Node, kind: type) -> nodes.Node | None:
     return parent
 
 
+def _flat(node: nodes.Element) -> str:
+    """A node's text on one line; a field list's fields as "name: body"."""
+    if isinstance(node, nodes.field_list):
+        return " ".join(_field(f).replace("\n", ": ", 1) for f in node.children if isinstance(f, nodes.field))
+    return _clean(node.astext())
+
+
 def _definition(item: nodes.definition_list_item) -> str:
     terms = " : ".join(_clean(c.astext()) for c in item.children if isinstance(c, nodes.term | nodes.classifier))
     body = " ".join(_clean(c.astext()) for c in item.children if isinstance(c, nodes.definition))
@@ -486,15 +519,7 @@ def _field(item: nodes.field) -> str:
 
 
 def _option(item: nodes.option_list_item) -> str:
-    names = []
-    for option in item.findall(nodes.option):
-        text = ""
-        for part in option.children:
-            if isinstance(part, nodes.option_string):
-                text += part.astext()
-            elif isinstance(part, nodes.option_argument):
-                text += part.get("delimiter", " ") + part.astext()
-        names.append(_clean(text))
+    names = [option.astext() for option in item.findall(nodes.option)]  # an argument's text has its delimiter
     body = " ".join(_clean(c.astext()) for c in item.children if isinstance(c, nodes.description))
     return f"{', '.join(names)}\n{body}" if body else ", ".join(names)
 
