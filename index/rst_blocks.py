@@ -275,8 +275,9 @@ class _Reader:
             line += 1
         return min(line, len(self.lines))
 
-    def search(self, text: str, guess: int) -> int:
-        """The line near `guess` (not before the cursor) that holds `text`; `guess` if none does."""
+    def search(self, text: str, guess: int, far: bool = True) -> int:
+        """The line near `guess` (not before the cursor) that holds `text`, or if `far` the first
+        after the cursor that does; `guess` if none does. A parsed-literal's text is not its source."""
         text = text.strip()
         if not text:
             return guess
@@ -284,7 +285,7 @@ class _Reader:
             line = guess + delta
             if self.cursor <= line <= len(self.lines) and text in self.lines[line - 1]:
                 return line
-        for line in range(self.cursor, len(self.lines) + 1):  # anywhere after, then
+        for line in range(self.cursor, len(self.lines) + 1 if far else 0):  # anywhere after, then
             if text in self.lines[line - 1]:
                 return line
         return guess
@@ -297,7 +298,7 @@ class _Reader:
             line = self.search(node.rawsource.split("\n", 1)[0], line)
         elif isinstance(node, nodes.literal_block | nodes.doctest_block):
             first = next((ln for ln in node.astext().split("\n") if ln.strip()), "")
-            line = self.search(first, line)
+            line = self.search(first, line, far=False)
         return self.nonblank_from(max(line, 1))
 
     def title_start(self, title: nodes.title) -> int:
@@ -355,7 +356,7 @@ class _Reader:
             start = self.line_of(node)
             first = _first_line(node) if "citeqa_start" in node else start
             code = node.astext().split("\n")
-            first = self.search(next((ln for ln in code if ln.strip()), ""), first or start)
+            first = self.search(next((ln for ln in code if ln.strip()), ""), first or start, far=False)
             self.add(CODE, node, [(ln, first + n) for n, ln in enumerate(code)], start)
         elif isinstance(node, nodes.bullet_list | nodes.enumerated_list):
             items = [c for c in node.children if isinstance(c, nodes.list_item)]

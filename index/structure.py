@@ -1,4 +1,4 @@
-"""Read Markdown and HTML as what they are: sections under a heading path, made of blocks.
+"""Read Markdown, HTML and reStructuredText as what they are: sections under a heading path, of blocks.
 
 A technical page's answer sits in an option list, a code block or a table row as often as in a
 sentence, and the sentence splitter that suits prose cuts those apart. So these formats are parsed
@@ -7,7 +7,8 @@ later split into sentences, while a code block, list, table or definition list i
 it fits in a chunk, and otherwise split only between its items (list items, table rows, term and
 definition pairs, code lines). Every block knows its heading path ("Joins Between Tables ›
 Outer joins"), its lines in the source file and, for HTML, the nearest element id, so a citation
-can point at the place. Plain text has no such structure and is read as before (documents.py).
+can point at the place. reStructuredText is parsed by docutils in rst_blocks.py, which this module
+dispatches to. Plain text has no such structure and is read as before (documents.py).
 
 What this module makes of a file is part of the index: bump CHUNKER_VERSION (chunking.py) when the
 blocks it yields change, so existing indexes are rebuilt rather than mixed.
