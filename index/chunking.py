@@ -3,7 +3,8 @@
 Chunks carry character and line spans so a citation can point at the exact lines of the source
 file, and the sentence spans inside them so the service can quote only the sentences that matter.
 
-Markdown, HTML, PDF and DOCX documents arrive as blocks (structure.py, binary_documents.py). Their
+Markdown, HTML, reStructuredText, PDF and DOCX documents arrive as blocks (structure.py,
+rst_blocks.py, binary_documents.py). Their
 chunks never cross a section boundary (nor a PDF page) and carry the section's heading path (and
 the page); a code block, list, table or definition list is
 one unit (one "sentence") when it fits in a chunk, and otherwise is split only between its items.
@@ -21,7 +22,7 @@ from index.structure import HEADING_SEPARATOR, PROSE
 from index.tokens import get_encoding
 
 # Bump when splitting or chunking changes, so existing indexes are rebuilt rather than mixed.
-CHUNKER_VERSION = 5  # 5: PDF and DOCX files, chunks carry a PDF page
+CHUNKER_VERSION = 6  # 5: PDF and DOCX files, chunks carry a PDF page; 6: reStructuredText read as sections
 
 
 @dataclass

@@ -24,7 +24,8 @@ from index.structure import Block, is_structured, read_blocks
 
 log = logging.getLogger("citeqa.index")
 
-# .rst is read as plain text; PDF and Word files by binary_documents.py
+# Markdown, HTML and reStructuredText are parsed into blocks (structure.py, rst_blocks.py); PDF and
+# Word files by binary_documents.py; .txt is plain text.
 SUFFIXES = (".txt", ".rst", ".md", ".markdown", ".html", ".htm", *BINARY_SUFFIXES)
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 MIN_DEDUP_CHARS = 30
@@ -39,7 +40,7 @@ class Document:
     text: str  # normalised text; chunk spans index into this
     line_map: tuple[int, ...]  # original 1-based line number of each line of `text`
     sha256: str  # hash of the raw bytes, used for incremental updates
-    # Markdown, HTML, PDF and DOCX only (structure.py): the blocks, and where each starts in `text`.
+    # Markdown, HTML, RST, PDF and DOCX only (structure.py): the blocks, and where each starts in `text`.
     blocks: tuple[Block, ...] = ()
     block_starts: tuple[int, ...] = ()
 
@@ -189,11 +190,21 @@ def read_document(path: Path, corpus_dir: Path) -> Document | Skipped:
         return Skipped(source, f"binary file ({share:.0%} control characters)")
     digest = hashlib.sha256(raw).hexdigest()
     if is_structured(path.suffix):
-        blocks = read_blocks(path.suffix, decoded)
-        if not blocks:
+        rst = path.suffix.lower() == ".rst"
+        try:
+            blocks = read_blocks(path.suffix, decoded)
+        except Exception as exc:  # only docutils raises here; such a file is read as plain text
+            if not rst:
+                raise
+            log.info(
+                "%s: not readable as reStructuredText (%s: %s), read as plain text", source, type(exc).__name__, exc
+            )
+            blocks = []
+        if blocks:
+            text, line_map, starts = join_blocks(blocks)
+            return Document(source, text, tuple(line_map), digest, tuple(blocks), tuple(starts))
+        if not rst:
             return Skipped(source, "no text")
-        text, line_map, starts = join_blocks(blocks)
-        return Document(source, text, tuple(line_map), digest, tuple(blocks), tuple(starts))
     text, line_map = normalise(decoded)
     if not text:
         return Skipped(source, "empty")

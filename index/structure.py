@@ -1,4 +1,4 @@
-"""Read Markdown and HTML as what they are: sections under a heading path, made of blocks.
+"""Read Markdown, HTML and reStructuredText as what they are: sections under a heading path, of blocks.
 
 A technical page's answer sits in an option list, a code block or a table row as often as in a
 sentence, and the sentence splitter that suits prose cuts those apart. So these formats are parsed
@@ -7,7 +7,8 @@ later split into sentences, while a code block, list, table or definition list i
 it fits in a chunk, and otherwise split only between its items (list items, table rows, term and
 definition pairs, code lines). Every block knows its heading path ("Joins Between Tables ›
 Outer joins"), its lines in the source file and, for HTML, the nearest element id, so a citation
-can point at the place. Plain text has no such structure and is read as before (documents.py).
+can point at the place. reStructuredText is parsed by docutils in rst_blocks.py, which this module
+dispatches to. Plain text has no such structure and is read as before (documents.py).
 
 What this module makes of a file is part of the index: bump CHUNKER_VERSION (chunking.py) when the
 blocks it yields change, so existing indexes are rebuilt rather than mixed.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 PROSE, CODE, LIST, TABLE, DEFINITIONS = "prose", "code", "list", "table", "definitions"
 HEADING_SEPARATOR = " › "
-STRUCTURED_SUFFIXES = (".md", ".markdown", ".html", ".htm")
+STRUCTURED_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".rst")
 _SPACES = re.compile(r"\s+")  # newlines too: HTML and Markdown wrap prose lines freely
 # Navigation bars, breadcrumbs and "Prev | Up | Next" tables are made of links; a block whose text
 # is mostly link text and short is boilerplate, not content (the usual boilerplate-removal test).
@@ -55,8 +56,18 @@ def is_structured(suffix: str) -> bool:
 
 
 def read_blocks(suffix: str, text: str) -> list[Block]:
-    """The blocks of a Markdown or HTML document, in order; empty blocks are dropped."""
-    blocks = _markdown_blocks(text) if suffix.lower() in (".md", ".markdown") else _html_blocks(text)
+    """The blocks of a Markdown, HTML or reStructuredText document, in order; empty blocks are
+    dropped. reStructuredText that docutils cannot read at all raises (documents.py then reads it as
+    plain text)."""
+    suffix = suffix.lower()
+    if suffix == ".rst":
+        from index.rst_blocks import rst_blocks  # imported when used, as docutils is
+
+        blocks: Iterable[Block] = rst_blocks(text)
+    elif suffix in (".md", ".markdown"):
+        blocks = _markdown_blocks(text)
+    else:
+        blocks = _html_blocks(text)
     return [b for b in blocks if any(p.strip() for p in b.pieces)]
 
 
