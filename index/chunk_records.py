@@ -16,10 +16,15 @@ from index.chunking import Chunk, Span
 from service.answer.words import content_words
 
 
+def sanitize_term(word: str) -> str:
+    """A content word made one word (`_` joins it, so "x-utf8" stays one term)."""
+    return re.sub(r"\W", "_", word)
+
+
 def bm25_terms(text: str) -> str:
     """The very terms the local BM25 reads: `content_words` (lemmatised, stop words out), each made
-    one word (`_` joins a word, so "x-utf8" stays one term), space-separated."""
-    return " ".join(re.sub(r"\W", "_", term) for term in content_words(text))
+    one word by `sanitize_term`, space-separated."""
+    return " ".join(sanitize_term(term) for term in content_words(text))
 
 
 @dataclass

@@ -75,7 +75,7 @@ def build_pgvector(
     for source in report.removed:
         store.delete_file(source)
     report.written = bool(fresh or report.removed or report.rebuild_reason)
-    store.build_vector_index()  # a no-op when it exists (incremental rows went into it)
+    store.build_indexes()  # no-ops when they exist (incremental rows went into them)
     report.n_chunks = store.stats().n_chunks
     report.seconds = time.perf_counter() - started
     return report

@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from index.chunk_records import Stats, StoredHit, bm25_terms, chunk_from_json, chunk_id, document_frequencies
+from index.chunk_records import Stats, StoredHit, bm25_terms, chunk_from_json, chunk_id, sanitize_term
 from index.chunking import Chunk
+from service.answer.words import content_words
 
 TABLE_DEFAULT = "citeqa_chunks"
 HNSW_M = 16
@@ -182,19 +183,20 @@ class PgvectorChunkStore:
                 "chunk jsonb NOT NULL)"
             )
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_source ON {self.table} (source)")
-            self.conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_terms ON {self.table} USING gin (terms)")
             self.conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.files_table} (kind text NOT NULL, source text NOT NULL, "
                 "sha256 text NOT NULL DEFAULT '', n_chunks integer NOT NULL DEFAULT 0, "
                 "data jsonb NOT NULL DEFAULT '{}', PRIMARY KEY (kind, source))"
             )
 
-    def build_vector_index(self, maintenance_work_mem: str = "1GB") -> None:
-        """The HNSW index, if missing. A rebuild loads the rows first and builds this once at the
-        end: several times quicker than growing the graph one insert at a time."""
+    def build_indexes(self, maintenance_work_mem: str = "1GB") -> None:
+        """The GIN (terms) and HNSW (dense) indexes, where missing. A rebuild loads the rows first
+        and builds these once at the end: several times quicker than growing them one insert at a
+        time. Later incremental updates go into the existing indexes."""
         with self._lock:
             self.conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
             self.conn.execute("SET max_parallel_maintenance_workers = 2")
+            self.conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_terms ON {self.table} USING gin (terms)")
             self.conn.execute(
                 f"CREATE INDEX IF NOT EXISTS {self.table}_dense ON {self.table} USING hnsw "
                 f"(dense vector_cosine_ops) WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)})"
@@ -207,8 +209,8 @@ class PgvectorChunkStore:
             self.conn.execute(f"DROP TABLE IF EXISTS {self.files_table}")
 
     def reset(self) -> None:
-        """Drop everything and start empty (a rebuild with other settings); the HNSW index is
-        built by `build_vector_index` once the rows are in."""
+        """Drop everything and start empty (a rebuild with other settings); the search indexes
+        are built by `build_indexes` once the rows are in."""
         self.drop()
         self.ensure()
 
@@ -247,10 +249,13 @@ class PgvectorChunkStore:
         if len(vectors) and vectors.shape[1] != self.dim:
             raise DimensionMismatchError(f"vectors for {source} have dim {vectors.shape[1]}, the store {self.dim}")
         rows = []
+        df: Counter[str] = Counter()
         for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
             if chunk.source != source:
                 raise ValueError(f"chunk of {chunk.source} passed as part of {source}")
-            terms = bm25_terms(chunk.embed_text).split()
+            words = content_words(chunk.embed_text)  # once: the tsvector's terms and the df table
+            df.update(set(words))
+            terms = [sanitize_term(w) for w in words]
             dense = np.asarray(vector, dtype=np.float32)
             dense = dense / (float(np.linalg.norm(dense)) or 1.0)
             rows.append((chunk_id(source, i), source, dense, tsvector_literal(terms), len(terms), Jsonb(asdict(chunk))))
@@ -265,7 +270,7 @@ class PgvectorChunkStore:
                         copy.write_row(row)
             self.conn.execute(
                 f"INSERT INTO {self.files_table} (kind, source, data) VALUES ('df', %s, %s)",
-                (source, Jsonb(document_frequencies(chunks))),
+                (source, Jsonb(dict(df))),
             )
             self.conn.execute(
                 f"INSERT INTO {self.files_table} (kind, source, sha256, n_chunks) VALUES ('file', %s, %s, %s)",
