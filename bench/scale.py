@@ -268,7 +268,7 @@ def bench_milvus(syn: Synthetic, n: int, queries: list[str], tmp: Path) -> dict[
 
 
 def bench_pgvector(
-    syn: Synthetic, n: int, queries: list[str], dsn: str, hnsw: dict[str, int]
+    syn: Synthetic, n: int, queries: list[str], dsn: str, hnsw: dict[str, Any]
 ) -> dict[str, float | str]:
     """The pgvector store loaded file by file (1,000 chunks a file, as the builder writes them),
     then its GIN and HNSW indexes built once; recall@10 is the HNSW leg's top 10 (at the chosen
@@ -301,22 +301,28 @@ def bench_pgvector(
     retriever = PgvectorRetriever(store, syn.runner.embedder)
     lat = time_questions(retriever, queries)
     qv = np.stack([syn.runner.embedder.encode_query(q) for q in queries]).astype(np.float32)
-    sql = []  # the store's statement alone, without the query embedding
-    for question, vector in zip(queries, qv, strict=True):
-        t = time.perf_counter()
-        store.hybrid_search(vector, question, 5, idf=retriever._idf, avgdl=retriever._avgdl)
-        sql.append((time.perf_counter() - t) * 1000)
-    print(f"  pgvector {n:,}: the SQL statement alone {pct(sql, 50):.1f} ms p50, {pct(sql, 95):.1f} ms p95", flush=True)
-    ids = np.array([chunk_id(f"synthetic/{j // per_file}.txt", j % per_file) for j in range(n)])
     qv /= np.linalg.norm(qv, axis=1, keepdims=True)
-    recalls = []
-    for q in qv:
-        want = set(ids[np.argpartition(-(vectors @ q), 10)[:10]].tolist())
-        got = {
-            int(r[0])
-            for r in store.conn.execute(f"SELECT id FROM {store.table} ORDER BY dense <=> %s LIMIT 10", (q,)).fetchall()
-        }
-        recalls.append(len(want & got) / 10)
+    ids = np.array([chunk_id(f"synthetic/{j // per_file}.txt", j % per_file) for j in range(n)])
+    wanted = [set(ids[np.argpartition(-(vectors @ q), 10)[:10]].tolist()) for q in qv]
+
+    def sql_and_recall(ef_search: int) -> tuple[list[float], float]:
+        store.set_ef_search(ef_search)
+        sql = []  # the store's statement alone, without the query embedding
+        for question, vector in zip(queries, qv, strict=True):
+            t = time.perf_counter()
+            store.hybrid_search(vector, question, 5, idf=retriever._idf, avgdl=retriever._avgdl)
+            sql.append((time.perf_counter() - t) * 1000)
+        recalls = []
+        for q, want in zip(qv, wanted, strict=True):
+            rows = store.conn.execute(f"SELECT id FROM {store.table} ORDER BY dense <=> %s LIMIT 10", (q,))
+            recalls.append(len(want & {int(r[0]) for r in rows.fetchall()}) / 10)
+        return sql, float(np.mean(recalls))
+
+    for ef in [e for e in hnsw.get("sweep", ()) if e != hnsw["ef_search"]]:
+        sql, recall = sql_and_recall(ef)
+        print(f"  pgvector {n:,} ef_search {ef}: SQL {pct(sql, 50):.1f}/{pct(sql, 95):.1f} ms, recall@10 {recall:.3f}")
+    sql, recall = sql_and_recall(hnsw["ef_search"])
+    print(f"  pgvector {n:,}: the SQL statement alone {pct(sql, 50):.1f} ms p50, {pct(sql, 95):.1f} ms p95", flush=True)
     size = store.conn.execute("SELECT pg_total_relation_size(%s::regclass)", (store.table,)).fetchone()
     store.drop()
     store.close()
@@ -324,7 +330,7 @@ def bench_pgvector(
         "store": f"pgvector HNSW m {hnsw['m']} ef_construction {hnsw['ef_construction']} ef_search {hnsw['ef_search']}",
         "p50": pct(lat, 50),
         "p95": pct(lat, 95),
-        "recall": float(np.mean(recalls)),
+        "recall": recall,
         "index_s": t2 - t0,
         "bm25_s": t2 - t1,  # here: the postings b-tree and HNSW index builds after the rows were loaded
         "bytes_per_chunk": float(size[0]) / n if size else float("nan"),  # on the server's disk
@@ -342,7 +348,7 @@ def bench_retrieval(
     milvus_max: int,
     pgvector_max: int = 0,
     pgvector_dsn: str | None = None,
-    hnsw: dict[str, int] | None = None,
+    hnsw: dict[str, Any] | None = None,
     stores: tuple[str, ...] = ("faiss", "milvus", "pgvector"),
 ) -> None:
     """`pgvector_max` > 0 adds a pgvector row up to that size, on `pgvector_dsn` or, without one,
@@ -401,6 +407,7 @@ def main() -> None:
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-ef-construction", type=int, default=64)
     parser.add_argument("--hnsw-ef-search", type=int, default=80)
+    parser.add_argument("--hnsw-sweep", default="", help="more ef_search values to report SQL latency and recall at")
     parser.add_argument("--stores", default="faiss,milvus,pgvector", help="which stores to time, comma-separated")
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
@@ -412,7 +419,12 @@ def main() -> None:
             args.milvus_max,
             args.pgvector_max,
             args.pgvector_dsn,
-            {"m": args.hnsw_m, "ef_construction": args.hnsw_ef_construction, "ef_search": args.hnsw_ef_search},
+            {
+                "m": args.hnsw_m,
+                "ef_construction": args.hnsw_ef_construction,
+                "ef_search": args.hnsw_ef_search,
+                "sweep": tuple(int(x) for x in args.hnsw_sweep.split(",") if x),
+            },
             tuple(args.stores.split(",")),
         )
 

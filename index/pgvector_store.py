@@ -1,5 +1,5 @@
-"""Chunks in PostgreSQL with pgvector: an HNSW index on the dense vectors, full-text search for the
-lexical leg, the citation metadata as JSON, and one SQL statement that runs both legs and fuses
+"""Chunks in PostgreSQL with pgvector: an HNSW index on the dense vectors, a BM25 postings table
+for the lexical leg, the citation metadata as JSON, and one SQL statement that runs both legs and fuses
 them by reciprocal rank fusion. The Milvus store's design (index/milvus_store.py), on an engine
 that has an approximate index and real transactions.
 

@@ -1,5 +1,5 @@
 """The `Retriever` over PostgreSQL + pgvector: one SQL statement runs the dense (HNSW) and BM25
-(full-text, GIN) legs and fuses them by RRF (k from settings, 30 candidates each, as
+(postings b-tree) legs and fuses them by RRF (k from settings, 30 candidates each, as
 `HybridRetriever` does in process).
 
 Word rarity comes from the per-file df records the builder stores, so it is exactly the local
