@@ -362,7 +362,7 @@ def bench_retrieval(
     print(f"\n## One question's retrieval (query embedding, dense, BM25, fusion), {len(queries)} real questions")
     print(f"faiss threads {faiss.omp_get_max_threads()}")
     print("chunks | store | p50 ms | p95 ms | recall@10 vs exact | index build s | BM25 build s | bytes per chunk")
-    hnsw = hnsw or {"m": 16, "ef_construction": 64, "ef_search": 80}
+    hnsw = hnsw or {"m": 16, "ef_construction": 64, "ef_search": 300}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         dsn = pgvector_dsn
         if "pgvector" in stores and pgvector_max and dsn is None:
@@ -406,7 +406,7 @@ def main() -> None:
     )
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-ef-construction", type=int, default=64)
-    parser.add_argument("--hnsw-ef-search", type=int, default=80)
+    parser.add_argument("--hnsw-ef-search", type=int, default=300)
     parser.add_argument("--hnsw-sweep", default="", help="more ef_search values to report SQL latency and recall at")
     parser.add_argument("--stores", default="faiss,milvus,pgvector", help="which stores to time, comma-separated")
     args = parser.parse_args()
