@@ -181,3 +181,48 @@ def test_a_database_without_the_extension_is_a_typed_error(pg_server: PostgresSe
     plain = dsn.replace(f"{pg_server.user}@", "plain@")
     with pytest.raises(PgvectorStoreError, match="pgvector extension is not available"):
         PgvectorChunkStore(plain)
+
+
+def test_citeqa_index_builds_into_pgvector(corpus: Path, pg_server: PostgresServer, tmp_path: Path) -> None:
+    """`citeqa index` with CITEQA_VECTOR_STORE=pgvector (the hashing embedder in place of the model)."""
+    import os
+    import subprocess
+    import sys
+
+    from service.testing import HASHING_CLI
+
+    dsn = pg_server.new_database("cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
+    root = Path(__file__).parents[2]
+    env.update(
+        CITEQA_VECTOR_STORE="pgvector",
+        CITEQA_PGVECTOR_DSN=dsn,
+        CITEQA_CORPUS_DIR=str(corpus),
+        CITEQA_INDEX_DIR=str(tmp_path / "index"),
+        PYTHONPATH=str(root),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", HASHING_CLI, "index", "--quiet"],
+        env=env,
+        cwd=root,  # the worktree's code first on the path, not an installed copy
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "-> PostgreSQL postgresql://" in done.stderr and "added 3" in done.stderr
+    store = PgvectorChunkStore(dsn, dim=HashingEmbedder().dim)
+    assert store.count() == store.stats().n_chunks == len(local_chunks(corpus))
+    store.close()
+    env["CITEQA_PGVECTOR_DSN"] = f"postgresql://citeqa@127.0.0.1:{free_port()}/citeqa"
+    down = subprocess.run(
+        [sys.executable, "-c", HASHING_CLI, "index", "--quiet"],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert down.returncode == 2 and "cannot connect to PostgreSQL" in down.stderr, down.stderr[-2000:]
