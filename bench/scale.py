@@ -4,6 +4,7 @@ question's retrieval costs at 10k, 100k and 1M chunks with each store.
     .venv/bin/python bench/scale.py                       # both parts, every eval corpus, 10k/100k/1M
     .venv/bin/python bench/scale.py build --corpus seeds  # index build against embed-only
     .venv/bin/python bench/scale.py retrieval --sizes 10000,100000 --milvus-max 100000
+    .venv/bin/python bench/scale.py retrieval --sizes 10000,100000 --stores pgvector --pgvector-max 100000
 
 build: for each eval corpus, in separate processes (so each peak RSS is its own), alternately
   embed-only  the corpus text cut once into 200-token pieces, embedded by the same model
@@ -271,13 +272,94 @@ def bench_milvus(syn: Synthetic, n: int, queries: list[str], tmp: Path) -> dict[
     }
 
 
+def bench_pgvector(
+    syn: Synthetic, n: int, queries: list[str], dsn: str, hnsw: dict[str, Any]
+) -> dict[str, float | str]:
+    """The pgvector store loaded file by file (1,000 chunks a file, as the builder writes them),
+    then its GIN and HNSW indexes built once; recall@10 is the HNSW leg's top 10 (at the chosen
+    ef_search) against an exact scan of the same vectors."""
+    import numpy as np
+
+    from index.chunk_records import chunk_id
+    from index.pgvector_store import PgvectorChunkStore
+    from service.answer.pgvector_retriever import PgvectorRetriever
+
+    chunks, vectors, _ = syn.make(n)
+    store = PgvectorChunkStore(
+        dsn, table=f"scale_{n}", dim=vectors.shape[1], m=hnsw["m"], ef_construction=hnsw["ef_construction"]
+    )
+    store.reset()
+    t0 = time.perf_counter()
+    per_file = 1000
+    for start in range(0, n, per_file):
+        part = chunks[start : start + per_file]
+        store.upsert_file(
+            f"synthetic/{start // per_file}.txt",
+            "0" * 64,
+            [_as_source(c, start // per_file) for c in part],
+            vectors[start : start + per_file],
+        )
+    t1 = time.perf_counter()
+    store.build_indexes()
+    t2 = time.perf_counter()
+    store.set_meta({"ef_search": hnsw["ef_search"]})
+    retriever = PgvectorRetriever(store, syn.runner.embedder)
+    lat = time_questions(retriever, queries)
+    qv = np.stack([syn.runner.embedder.encode_query(q) for q in queries]).astype(np.float32)
+    qv /= np.linalg.norm(qv, axis=1, keepdims=True)
+    ids = np.array([chunk_id(f"synthetic/{j // per_file}.txt", j % per_file) for j in range(n)])
+    wanted = [set(ids[np.argpartition(-(vectors @ q), 10)[:10]].tolist()) for q in qv]
+
+    def sql_and_recall(ef_search: int) -> tuple[list[float], float]:
+        store.set_ef_search(ef_search)
+        sql = []  # the store's statement alone, without the query embedding
+        for question, vector in zip(queries, qv, strict=True):
+            t = time.perf_counter()
+            store.hybrid_search(vector, question, 5, idf=retriever._idf, avgdl=retriever._avgdl)
+            sql.append((time.perf_counter() - t) * 1000)
+        recalls = []
+        for q, want in zip(qv, wanted, strict=True):
+            rows = store.conn.execute(f"SELECT id FROM {store.table} ORDER BY dense <=> %s LIMIT 10", (q,))
+            recalls.append(len(want & {int(r[0]) for r in rows.fetchall()}) / 10)
+        return sql, float(np.mean(recalls))
+
+    for ef in [e for e in hnsw.get("sweep", ()) if e != hnsw["ef_search"]]:
+        sql, recall = sql_and_recall(ef)
+        print(f"  pgvector {n:,} ef_search {ef}: SQL {pct(sql, 50):.1f}/{pct(sql, 95):.1f} ms, recall@10 {recall:.3f}")
+    sql, recall = sql_and_recall(hnsw["ef_search"])
+    print(f"  pgvector {n:,}: the SQL statement alone {pct(sql, 50):.1f} ms p50, {pct(sql, 95):.1f} ms p95", flush=True)
+    size = store.conn.execute("SELECT pg_total_relation_size(%s::regclass)", (store.table,)).fetchone()
+    store.drop()
+    store.close()
+    return {
+        "store": f"pgvector HNSW m {hnsw['m']} ef_construction {hnsw['ef_construction']} ef_search {hnsw['ef_search']}",
+        "p50": pct(lat, 50),
+        "p95": pct(lat, 95),
+        "recall": recall,
+        "index_s": t2 - t0,
+        "bm25_s": t2 - t1,  # here: the postings b-tree and HNSW index builds after the rows were loaded
+        "bytes_per_chunk": float(size[0]) / n if size else float("nan"),  # on the server's disk
+    }
+
+
 def _as_source(chunk: Any, file_no: int) -> Any:
     from dataclasses import replace
 
     return replace(chunk, source=f"synthetic/{file_no}.txt")
 
 
-def bench_retrieval(sizes: list[int], milvus_max: int) -> None:
+def bench_retrieval(
+    sizes: list[int],
+    milvus_max: int,
+    pgvector_max: int = 0,
+    pgvector_dsn: str | None = None,
+    hnsw: dict[str, Any] | None = None,
+    stores: tuple[str, ...] = ("faiss", "milvus", "pgvector"),
+) -> None:
+    """`pgvector_max` > 0 adds a pgvector row up to that size, on `pgvector_dsn` or, without one,
+    on a throw-away server started as the tests do (tests/pg_server.py)."""
+    import contextlib
+
     import faiss
 
     syn = Synthetic()
@@ -288,11 +370,24 @@ def bench_retrieval(sizes: list[int], milvus_max: int) -> None:
         "chunks | store | p50 ms | p95 ms | recall@10 vs exact | index build s | BM25 build s | BM25 load s "
         "| bytes per chunk"
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    hnsw = hnsw or {"m": 16, "ef_construction": 64, "ef_search": 300}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+        dsn = pgvector_dsn
+        if "pgvector" in stores and pgvector_max and dsn is None:
+            from tests.pg_server import start_server
+
+            server, folder = start_server(
+                {"shared_buffers": "4GB", "max_parallel_workers": "2", "max_parallel_maintenance_workers": "2"}
+            )
+            servers.callback(folder.cleanup)
+            servers.callback(server.stop)
+            dsn = server.dsn
         for n in sizes:
-            rows = [bench_faiss(syn, n, queries, Path(tmp))]
-            if n <= milvus_max:
+            rows = [bench_faiss(syn, n, queries, Path(tmp))] if "faiss" in stores else []
+            if "milvus" in stores and n <= milvus_max:
                 rows.append(bench_milvus(syn, n, queries, Path(tmp)))
+            if "pgvector" in stores and dsn and n <= pgvector_max:
+                rows.append(bench_pgvector(syn, n, queries, dsn, hnsw))
             for r in rows:
                 print(
                     f"{n:,} | {r['store']} | {r['p50']:.1f} | {r['p95']:.1f} | {r['recall']:.3f} | "
@@ -312,12 +407,35 @@ def main() -> None:
     parser.add_argument("--no-old", action="store_true", help="skip the old build (chunks + sentences)")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--milvus-max", type=int, default=100_000, help="largest size run on Milvus Lite")
+    parser.add_argument(
+        "--pgvector-max", type=int, default=0, help="largest size run on PostgreSQL + pgvector (0: none)"
+    )
+    parser.add_argument(
+        "--pgvector-dsn", help="a PostgreSQL database with pgvector (default: start a throw-away server)"
+    )
+    parser.add_argument("--hnsw-m", type=int, default=16)
+    parser.add_argument("--hnsw-ef-construction", type=int, default=64)
+    parser.add_argument("--hnsw-ef-search", type=int, default=300)
+    parser.add_argument("--hnsw-sweep", default="", help="more ef_search values to report SQL latency and recall at")
+    parser.add_argument("--stores", default="faiss,milvus,pgvector", help="which stores to time, comma-separated")
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores")
     if args.part in ("build", "all"):
         bench_build(args.corpus or list(CORPORA), args.rounds, not args.no_old)
     if args.part in ("retrieval", "all"):
-        bench_retrieval([int(x) for x in args.sizes.split(",")], args.milvus_max)
+        bench_retrieval(
+            [int(x) for x in args.sizes.split(",")],
+            args.milvus_max,
+            args.pgvector_max,
+            args.pgvector_dsn,
+            {
+                "m": args.hnsw_m,
+                "ef_construction": args.hnsw_ef_construction,
+                "ef_search": args.hnsw_ef_search,
+                "sweep": tuple(int(x) for x in args.hnsw_sweep.split(",") if x),
+            },
+            tuple(args.stores.split(",")),
+        )
 
 
 if __name__ == "__main__":

@@ -23,19 +23,24 @@ Milvus wants a vector field in every collection, so the files collection has a 2
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from index.chunking import Chunk, Span
-from service.answer.words import content_words
+from index.chunk_records import (
+    Stats,
+    StoredHit,
+    bm25_terms,
+    chunk_from_json,
+    chunk_id,
+    document_frequencies,
+)
+from index.chunk_records import int63 as _int63
+from index.chunking import Chunk
 
 CHUNKS_DEFAULT = "citeqa_chunks"
 MAX_VARCHAR = 65535  # bytes: Milvus's VARCHAR ceiling
@@ -51,10 +56,6 @@ _PAD_DIM = 2  # the files collection's dummy vector
 ANALYZER = {"tokenizer": "standard"}
 
 
-def bm25_terms(text: str) -> str:
-    return " ".join(re.sub(r"\W", "_", term) for term in content_words(text))
-
-
 class MilvusStoreError(RuntimeError):
     """The Milvus collections cannot serve this index; the message says why and what to do."""
 
@@ -63,46 +64,9 @@ class DimensionMismatchError(MilvusStoreError):
     """The stored vectors have another dimension than the embedder produces."""
 
 
-@dataclass
-class StoredHit:
-    chunk_id: int
-    chunk: Chunk
-    dense: float  # cosine similarity of the query and the chunk
-    fused: float  # the engine's reciprocal-rank-fusion score
-
-
-@dataclass
-class Stats:
-    n_chunks: int
-    df: dict[str, int] = field(default_factory=dict)  # word -> chunks containing it, over all files
-
-    def idf(self) -> dict[str, float]:
-        """The same formula as `service.answer.retrieval.BM25`."""
-        n = self.n_chunks
-        return {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in self.df.items()}
-
-
-def _int63(*parts: str) -> int:
-    digest = hashlib.sha256("\0".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
-def chunk_id(source: str, position: int) -> int:
-    """A chunk's primary key: stable for (source, position), unique across files in practice."""
-    return _int63("chunk", source, str(position))
-
-
 def _literal(value: str) -> str:
     """A Milvus filter string literal (JSON's escaping is what the expression parser reads)."""
     return json.dumps(value, ensure_ascii=False)
-
-
-def document_frequencies(chunks: Iterable[Chunk]) -> dict[str, int]:
-    """word -> number of the chunks whose `content_words(embed_text)` contain it."""
-    df: Counter[str] = Counter()
-    for chunk in chunks:
-        df.update(set(content_words(chunk.embed_text)))
-    return dict(df)
 
 
 def _df_parts(df: dict[str, int], limit: int = MAX_JSON) -> list[dict[str, int]]:
@@ -117,12 +81,6 @@ def _df_parts(df: dict[str, int], limit: int = MAX_JSON) -> list[dict[str, int]]
         parts[-1][word] = count
         size += item
     return parts
-
-
-def chunk_from_json(raw: dict[str, Any]) -> Chunk:
-    raw = dict(raw)
-    raw["sentences"] = [Span(**s) for s in raw.get("sentences", [])]
-    return Chunk(**raw)
 
 
 class MilvusChunkStore:

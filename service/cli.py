@@ -34,6 +34,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     settings = _settings(corpus_dir=args.corpus, index_dir=args.index_dir)
     if settings.vector_store == "milvus":
         return _index_milvus(settings, args)
+    if settings.vector_store == "pgvector":
+        return _index_pgvector(settings, args)
     print(f"indexing {settings.corpus_dir} -> {settings.index_dir}", file=sys.stderr)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
     bar, plan, progress = _embedding_bar(args.quiet)
@@ -111,6 +113,38 @@ def _index_milvus(settings: Settings, args: argparse.Namespace) -> int:
             force=args.rebuild,
         )
     except (FileNotFoundError, MilvusStoreError) as exc:
+        print(f"citeqa index: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    _print_report(report)
+    return 0
+
+
+# --- CITEQA_VECTOR_STORE=pgvector: `citeqa index` into PostgreSQL + pgvector ---
+def _index_pgvector(settings: Settings, args: argparse.Namespace) -> int:
+    from index.embedder import SentenceTransformerEmbedder
+    from index.pgvector_build import build_pgvector
+    from index.pgvector_store import PgvectorStoreError
+
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    bar, _, progress = _embedding_bar(args.quiet)
+    try:
+        from index.pgvector_store import PgvectorChunkStore
+
+        store = PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim)
+        print(f"indexing {settings.corpus_dir} -> PostgreSQL {store.safe_dsn}", file=sys.stderr)
+        report = build_pgvector(
+            settings.corpus_dir,
+            settings.pgvector_dsn,
+            embedder,
+            settings.chunk_tokens,
+            settings.chunk_overlap,
+            progress=progress,
+            force=args.rebuild,
+            store=store,
+        )
+    except (FileNotFoundError, PgvectorStoreError) as exc:
         print(f"citeqa index: {exc}", file=sys.stderr)
         return 2
     finally:

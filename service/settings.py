@@ -66,9 +66,11 @@ class Settings(BaseSettings):
     # Corpus and index
     corpus_dir: Path = Path("seeds")
     index_dir: Path = Path(".citeqa/index")
-    # Where chunks are stored and searched: the FAISS folder above, or Milvus (Lite file or server).
-    vector_store: Literal["faiss", "milvus"] = "faiss"
+    # Where chunks are stored and searched: the FAISS folder above, Milvus (Lite file or server), or
+    # PostgreSQL with pgvector.
+    vector_store: Literal["faiss", "milvus", "pgvector"] = "faiss"
     milvus_uri: str = ".citeqa/milvus.db"
+    pgvector_dsn: str = "postgresql://citeqa@127.0.0.1:5432/citeqa"
     embedding_model: str = "all-MiniLM-L6-v2"
     query_encoder: Literal["onnx", "torch"] = "onnx"
     chunk_tokens: int = Field(160, ge=16, le=2048)

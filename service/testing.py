@@ -342,6 +342,16 @@ def fake_loader(llm: FakeLLM | None = None) -> Callable[[Settings, LLMGate], Ans
             return Answerer(
                 settings, open_retriever(settings, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate
             )
+        if settings.vector_store == "pgvector":
+            from index.pgvector_build import build_pgvector
+            from service.answer.loading import open_retriever
+
+            build_pgvector(
+                settings.corpus_dir, settings.pgvector_dsn, embedder, settings.chunk_tokens, settings.chunk_overlap
+            )
+            return Answerer(
+                settings, open_retriever(settings, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate
+            )
         data = (
             store.load(settings.index_dir)
             if (settings.index_dir / store.POINTER).exists()

@@ -43,12 +43,29 @@ def check_index(settings: Settings) -> None:
                 f"no index found in Milvus at {settings.milvus_uri}: run `citeqa index` (or `make index`) to build it"
             )
         return
+    if settings.vector_store == "pgvector":
+        from index.pgvector_store import PgvectorChunkStore, PgvectorStoreError
+
+        try:
+            pg = PgvectorChunkStore(settings.pgvector_dsn)
+            try:
+                built = pg.meta() is not None
+            finally:
+                pg.close()
+        except PgvectorStoreError as exc:
+            raise store.IndexLoadError(str(exc)) from exc
+        if not built:
+            raise store.IndexLoadError(
+                f"no index found in PostgreSQL at {pg.safe_dsn}: run `citeqa index` (or `make index`) to build it"
+            )
+        return
     store.load(settings.index_dir)
 
 
 def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
     """The one place that knows which store holds the chunks (`CITEQA_VECTOR_STORE`): the FAISS
-    index on disk with BM25 in process, or a Milvus collection that runs both searches itself.
+    index on disk with BM25 in process, or a Milvus collection or PostgreSQL tables (pgvector and
+    full-text search) that run both searches themselves.
     Raises `IndexLoadError` when the store cannot serve this embedder."""
     from index import store
 
@@ -61,6 +78,16 @@ def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
                 MilvusChunkStore(settings.milvus_uri, dim=embedder.dim), embedder, rrf_k=settings.rrf_k
             )
         except MilvusStoreError as exc:
+            raise store.IndexLoadError(str(exc)) from exc
+    if settings.vector_store == "pgvector":
+        from index.pgvector_store import PgvectorChunkStore, PgvectorStoreError
+        from service.answer.pgvector_retriever import PgvectorRetriever
+
+        try:
+            return PgvectorRetriever(
+                PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim), embedder, rrf_k=settings.rrf_k
+            )
+        except PgvectorStoreError as exc:
             raise store.IndexLoadError(str(exc)) from exc
     from service.answer.retrieval import HybridRetriever
 

@@ -36,12 +36,13 @@ def _clone(tmp: Path) -> Path:
     return tmp
 
 
-def _config(project: Path) -> dict[str, Any]:
-    """Run `docker-compose config` in `project` with none of the caller's compose/citeqa variables."""
+def _config(project: Path, *options: str) -> dict[str, Any]:
+    """Run `docker-compose [options] config` in `project` with none of the caller's compose/citeqa
+    variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITEQA_", "COMPOSE_", "LLM_", "DOCKER_"))}
     assert COMPOSE is not None  # the module is skipped without it
     proc = subprocess.run(
-        [COMPOSE, "-f", "docker-compose.yml", "config"],
+        [COMPOSE, "-f", "docker-compose.yml", *options, "config"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -186,3 +187,18 @@ def test_copied_env_is_used_and_a_hosted_llm_is_an_env_change(tmp_path: Path) ->
     assert environment["CITEQA_LLM_MODEL"] == "openai/gpt-4o-mini"
     assert environment["CITEQA_LLM_API_BASE"] in ("", None)  # the provider's default endpoint
     assert environment["CITEQA_LLM_API_KEY"] == "sk-test"
+
+
+@pytest.mark.parametrize("profile", ["milvus", "pgvector"])
+def test_engine_profiles_validate_and_stay_opt_in(tmp_path: Path, profile: str) -> None:
+    """`docker-compose --profile <engine> config` validates; the engine's service runs only with
+    its profile, and the api does not depend on it (the default store stays FAISS)."""
+    rendered = _config(_clone(tmp_path), "--profile", profile)
+    service = rendered["services"][profile]
+    assert service["profiles"] == [profile]
+    assert profile not in (rendered["services"]["api"].get("depends_on") or {})
+    assert profile in rendered.get("volumes", {})
+    if profile == "pgvector":
+        assert service["image"] == "pgvector/pgvector:pg15"
+        assert service["environment"]["POSTGRES_DB"] == "citeqa"
+        assert "pg_isready" in " ".join(service["healthcheck"]["test"])

@@ -1,0 +1,81 @@
+"""Build or incrementally update the pgvector index: the Milvus builder's contract (re-embed only
+changed files, drop deleted ones, rebuild when the settings changed) with PostgreSQL as the store.
+
+Each file's update is one transaction, so a build killed halfway leaves every file either old or
+new, and the next build finishes the rest. A rebuild loads every row first and builds the HNSW
+index once at the end. There is no cross-process lock: run one build at a time per table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from index.builder import BatchProgress, BuildReport, Progress, read_documents, sort_changes
+from index.chunking import chunk_document
+from index.embedder import Embedder
+from index.milvus_build import meta_mismatch, wanted_meta
+from index.pgvector_store import TABLE_DEFAULT, PgvectorChunkStore
+
+log = logging.getLogger("citeqa.index")
+
+
+def build_pgvector(
+    corpus_dir: Path,
+    dsn: str,
+    embedder: Embedder,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    progress: Progress | None = None,
+    force: bool = False,
+    table: str = TABLE_DEFAULT,
+    store: PgvectorChunkStore | None = None,
+) -> BuildReport:
+    """Raises FileNotFoundError when the corpus folder is missing, PgvectorStoreError when the
+    database cannot hold the index."""
+    started = time.perf_counter()
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
+    report = BuildReport()
+    docs = read_documents(corpus_dir, report)
+    store = store or PgvectorChunkStore(dsn, table=table, dim=embedder.dim)
+    wanted = wanted_meta(embedder, chunk_tokens, chunk_overlap)
+    # The graph's shape is part of what the index was built with; ef_search is only a query knob.
+    wanted.update(hnsw_m=store.m, hnsw_ef_construction=store.ef_construction)
+
+    stored_meta = store.meta()
+    if force:
+        report.rebuild_reason = "forced rebuild"
+    elif stored_meta is not None and (why := meta_mismatch(stored_meta, wanted)):
+        report.rebuild_reason = "settings changed: " + "; ".join(why)
+    elif stored_meta is None and store.exists():
+        report.rebuild_reason = "existing tables have no build record"
+    if report.rebuild_reason:
+        log.info("rebuilding pgvector table %s: %s", store.table, report.rebuild_reason)
+        store.reset()
+        stored: dict[str, str] = {}
+    else:
+        store.ensure()  # raises DimensionMismatchError for a table of another dim
+        stored = store.files()
+    store.set_meta({**wanted, "ef_search": (stored_meta or {}).get("ef_search", store.ef_search)})
+
+    fresh = sort_changes(docs, stored, report)
+    per_doc = [(doc, chunk_document(doc, chunk_tokens, chunk_overlap)) for doc in fresh]
+    on_batch = BatchProgress(sum(len(chunks) for _, chunks in per_doc), progress)
+    for doc, chunks in per_doc:
+        texts = [c.embed_text for c in chunks]
+        vectors = (
+            embedder.encode_documents(texts, progress=on_batch) if texts else np.zeros((0, embedder.dim), np.float32)
+        )
+        store.upsert_file(doc.source, doc.sha256, chunks, np.asarray(vectors, dtype=np.float32))
+        report.n_embedded += len(texts)
+    for source in report.removed:
+        store.delete_file(source)
+    report.written = bool(fresh or report.removed or report.rebuild_reason)
+    store.build_indexes()  # no-ops when they exist (incremental rows went into them)
+    report.n_chunks = store.stats().n_chunks
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,64 @@
+"""The `Retriever` over PostgreSQL + pgvector: one SQL statement runs the dense (HNSW) and BM25
+(postings b-tree) legs and fuses them by RRF (k from settings, 30 candidates each, as
+`HybridRetriever` does in process).
+
+Word rarity comes from the per-file df records the builder stores, so it is exactly the local
+BM25's idf over the same chunks without reading every chunk at start-up; the same idf weighs the
+lexical leg in SQL. `refresh()` re-reads it after the index is updated under a running service.
+"""
+
+from __future__ import annotations
+
+from index.embedder import Embedder
+from index.pgvector_store import PgvectorChunkStore, PgvectorStoreError
+from service.answer.retrieval import Hit, Retrieval
+from service.answer.words import Rarity
+
+
+class PgvectorRetriever:
+    def __init__(self, store: PgvectorChunkStore, embedder: Embedder, rrf_k: int = 60, candidates: int = 30) -> None:
+        store.ensure()  # refuses a table of another dimension
+        meta = store.meta() or {}
+        if meta.get("embedding_model") not in (None, embedder.name):
+            raise PgvectorStoreError(
+                f"the pgvector index at {store.safe_dsn} was built with embedding model "
+                f"{meta['embedding_model']!r}, not {embedder.name!r}: run `citeqa index` to rebuild it"
+            )
+        self.store = store
+        self.embedder = embedder
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self._rarity = Rarity({})
+        self._idf: dict[str, float] = {}
+        self._avgdl = 1.0
+        self.n_chunks = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the df table and the mean chunk length (after a build)."""
+        stats = self.store.stats()
+        self.n_chunks = stats.n_chunks
+        self._idf = stats.idf()
+        self._rarity = Rarity(self._idf)
+        self._avgdl = self.store.average_terms()
+
+    @property
+    def rarity(self) -> Rarity:
+        return self._rarity
+
+    @property
+    def version(self) -> str:
+        return f"pgvector:{self.store.table}"
+
+    def retrieve(self, question: str, top_k: int) -> Retrieval:
+        query = self.embedder.encode_query(question)
+        found = self.store.hybrid_search(
+            query,
+            question,
+            top_k,
+            candidates=self.candidates,
+            rrf_k=self.rrf_k,
+            idf=self._idf,
+            avgdl=self._avgdl,
+        )
+        return Retrieval([Hit(h.chunk_id, h.chunk, h.dense, h.fused) for h in found], query)

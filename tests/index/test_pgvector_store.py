@@ -1,0 +1,228 @@
+"""The pgvector store, builder and retriever against a real PostgreSQL server with the pgvector
+extension (tests/pg_server.py): hybrid search finds a chunk by a rare word (full-text BM25) and by
+meaning (HNSW), updates re-embed only the changed file, citations survive the round trip, the idf
+equals the local BM25's, and an unreachable server or a missing extension is a typed error."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
+pytest.importorskip("pgvector", reason="pgvector is not installed (pip install pgvector)")
+
+from index.embedder import HashingEmbedder
+from index.pgvector_build import build_pgvector
+from index.pgvector_store import DimensionMismatchError, PgvectorChunkStore, PgvectorStoreError
+from service.answer.pgvector_retriever import PgvectorRetriever
+from service.answer.retrieval import BM25
+from service.answer.words import content_words
+from tests.index.test_milvus_store import DOCS, OVERLAP, TOKENS, CountingEmbedder, local_chunks, source_of
+from tests.pg_server import PostgresServer, free_port, pg_server
+
+__all__ = ["pg_server"]
+_names = itertools.count()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for name, text in DOCS.items():
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture
+def dsn(pg_server: PostgresServer) -> str:
+    return pg_server.new_database(f"store_{next(_names)}")
+
+
+@pytest.fixture
+def embedder() -> CountingEmbedder:
+    return CountingEmbedder()
+
+
+@pytest.fixture
+def built(corpus: Path, dsn: str, embedder: CountingEmbedder) -> Iterator[PgvectorChunkStore]:
+    report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP)
+    assert sorted(Path(s).name for s in report.added) == sorted(DOCS)
+    assert report.n_embedded == report.n_chunks == len(embedder.embedded) > len(DOCS)
+    store = PgvectorChunkStore(dsn, dim=embedder.dim)
+    store.ensure()
+    yield store
+    store.close()
+
+
+def test_rare_word_is_found_by_full_text_bm25(built: PgvectorChunkStore, embedder: CountingEmbedder) -> None:
+    unrelated = embedder.encode_query("tomatoes compost kitchen garden stake")
+    hits = built.hybrid_search(unrelated, "Quoxaldrin", k=3)
+    assert "Quoxaldrin" in hits[0].chunk.text
+    assert hits[0].chunk.heading.endswith("Night house")
+
+
+def test_meaning_is_found_by_the_dense_leg(built: PgvectorChunkStore, embedder: CountingEmbedder) -> None:
+    vector = embedder.encode_query("sleeping cars berths washbasin")
+    hits = built.hybrid_search(vector, "what is it about", k=3)
+    assert "berths" in hits[0].chunk.text
+    assert hits[0].dense == pytest.approx(float(embedder.encode_query(hits[0].chunk.embed_text) @ vector), abs=1e-5)
+    assert hits[0].dense > hits[-1].dense
+
+
+def test_the_hnsw_index_and_ef_search_are_in_place(built: PgvectorChunkStore) -> None:
+    indexes = [r[0] for r in built.conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (built.table,))]
+    assert any("hnsw" in d and "vector_cosine_ops" in d for d in indexes), indexes
+    postings = [
+        r[0]
+        for r in built.conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (built.postings_table,))
+    ]
+    assert any("(term, sel DESC)" in d for d in postings), postings
+    assert (built.meta() or {})["ef_search"] == built.ef_search
+    assert built.conn.execute("SHOW hnsw.ef_search").fetchone() == (str(built.ef_search),)
+
+
+def test_retriever_returns_hits_with_citation_metadata(
+    built: PgvectorChunkStore, embedder: CountingEmbedder, corpus: Path
+) -> None:
+    retriever = PgvectorRetriever(built, embedder)
+    result = retriever.retrieve("When was the aye-aye Quoxaldrin born?", top_k=3)
+    assert result.query_vector.shape == (embedder.dim,)
+    assert len(result.hits) == 3
+    assert [h.fused for h in result.hits] == sorted((h.fused for h in result.hits), reverse=True)
+    top = result.hits[0]
+    expected = next(c for c in local_chunks(corpus) if "Quoxaldrin" in c.text)
+    assert top.chunk == expected  # source, lines, heading, anchor and sentence spans round-trip
+    assert top.chunk.heading == "Animals › Night house"
+    assert top.chunk.start_line == top.chunk.end_line == 11
+    assert top.chunk.sentences and top.chunk.lines
+    assert retriever.version == "pgvector:citeqa_chunks" and retriever.n_chunks == built.count()
+
+
+def test_rarity_equals_the_local_bm25_idf(built: PgvectorChunkStore, embedder: CountingEmbedder, corpus: Path) -> None:
+    chunks = local_chunks(corpus)
+    local = BM25([content_words(c.embed_text) for c in chunks]).idf
+    rarity = PgvectorRetriever(built, embedder).rarity
+    assert set(rarity) == set(local)
+    for word, idf in local.items():
+        assert rarity[word] == pytest.approx(idf, rel=1e-12), word
+    assert built.stats().n_chunks == len(chunks) == built.count()
+
+
+def test_unchanged_corpus_embeds_nothing(built: PgvectorChunkStore, corpus: Path, dsn: str) -> None:
+    again = CountingEmbedder()
+    report = build_pgvector(corpus, dsn, again, TOKENS, OVERLAP)
+    assert again.embedded == [] and report.n_embedded == 0
+    assert len(report.unchanged) == len(DOCS) and not (report.added or report.updated or report.removed)
+    assert not report.written
+
+
+def test_changed_and_added_files_are_the_only_ones_re_embedded(
+    built: PgvectorChunkStore, corpus: Path, dsn: str
+) -> None:
+    (corpus / "trains.txt").write_text("The funicular Brakkenlift climbs the hill every twenty minutes.\n")
+    (corpus / "boats.txt").write_text("The ferry Ostravel crosses the lake twice a day.\n")
+    again = CountingEmbedder()
+    report = build_pgvector(corpus, dsn, again, TOKENS, OVERLAP)
+    trains, boats = source_of(corpus, "trains.txt"), source_of(corpus, "boats.txt")
+    assert report.updated == [trains] and report.added == [boats] and not report.removed
+    assert sorted(again.embedded) == sorted(c.embed_text for c in local_chunks(corpus) if c.source in (trains, boats))
+    hits = built.hybrid_search(again.encode_query("funicular"), "Brakkenlift", k=5)
+    assert "Brakkenlift" in hits[0].chunk.text
+    assert not any("Vienna" in h.chunk.text for h in hits)
+    assert built.hybrid_search(again.encode_query("ferry"), "Ostravel", k=1)[0].chunk.source == boats
+    assert built.count() == built.stats().n_chunks == len(local_chunks(corpus))
+    local = BM25([content_words(c.embed_text) for c in local_chunks(corpus)]).idf
+    assert PgvectorRetriever(built, again).rarity == pytest.approx(dict(local))
+
+
+def test_deleted_file_leaves_search(built: PgvectorChunkStore, corpus: Path, dsn: str) -> None:
+    zoo = source_of(corpus, "zoo.md")
+    (corpus / "zoo.md").unlink()
+    again = CountingEmbedder()
+    report = build_pgvector(corpus, dsn, again, TOKENS, OVERLAP)
+    assert report.removed == [zoo] and report.n_embedded == 0
+    assert zoo not in built.files()
+    hits = built.hybrid_search(again.encode_query("Quoxaldrin aye-aye"), "Quoxaldrin aye-aye", k=10)
+    assert hits and all(h.chunk.source != zoo for h in hits)
+    assert built.count() == built.stats().n_chunks == len(local_chunks(corpus))
+    assert "quoxaldrin" not in built.stats().df
+
+
+def test_other_dimension_is_refused_and_other_settings_rebuild(
+    built: PgvectorChunkStore, corpus: Path, dsn: str
+) -> None:
+    with pytest.raises(DimensionMismatchError, match=r"holds 256-dim vectors .* 128-dim"):
+        PgvectorChunkStore(dsn, dim=128).ensure()
+    with pytest.raises(DimensionMismatchError, match="256-dim"):
+        PgvectorRetriever(PgvectorChunkStore(dsn, dim=128), HashingEmbedder(128))
+    report = build_pgvector(corpus, dsn, HashingEmbedder(128), TOKENS, OVERLAP)
+    assert report.rebuild_reason and "dim changed (256 -> 128)" in report.rebuild_reason
+    assert PgvectorChunkStore(dsn, dim=128).stored_dim() == 128
+
+
+def test_an_unreachable_server_is_a_typed_error() -> None:
+    dsn = f"postgresql://citeqa:secret@127.0.0.1:{free_port()}/citeqa"
+    with pytest.raises(PgvectorStoreError, match="cannot connect to PostgreSQL at") as caught:
+        PgvectorChunkStore(dsn, connect_timeout=2)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_database_without_the_extension_is_a_typed_error(pg_server: PostgresServer) -> None:
+    """The server has pgvector installed but this role may not create it: a plain user."""
+    import psycopg
+
+    dsn = pg_server.new_database("no_vector", vector=False)
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS plain")
+        conn.execute("CREATE ROLE plain LOGIN")
+    plain = dsn.replace(f"{pg_server.user}@", "plain@")
+    with pytest.raises(PgvectorStoreError, match="pgvector extension is not available"):
+        PgvectorChunkStore(plain)
+
+
+def test_citeqa_index_builds_into_pgvector(corpus: Path, pg_server: PostgresServer, tmp_path: Path) -> None:
+    """`citeqa index` with CITEQA_VECTOR_STORE=pgvector (the hashing embedder in place of the model)."""
+    import os
+    import subprocess
+    import sys
+
+    from service.testing import HASHING_CLI
+
+    dsn = pg_server.new_database("cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
+    root = Path(__file__).parents[2]
+    env.update(
+        CITEQA_VECTOR_STORE="pgvector",
+        CITEQA_PGVECTOR_DSN=dsn,
+        CITEQA_CORPUS_DIR=str(corpus),
+        CITEQA_INDEX_DIR=str(tmp_path / "index"),
+        PYTHONPATH=str(root),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", HASHING_CLI, "index", "--quiet"],
+        env=env,
+        cwd=root,  # the worktree's code first on the path, not an installed copy
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "-> PostgreSQL postgresql://" in done.stderr and "added 3" in done.stderr
+    store = PgvectorChunkStore(dsn, dim=HashingEmbedder().dim)
+    assert store.count() == store.stats().n_chunks == len(local_chunks(corpus))
+    store.close()
+    env["CITEQA_PGVECTOR_DSN"] = f"postgresql://citeqa@127.0.0.1:{free_port()}/citeqa"
+    down = subprocess.run(
+        [sys.executable, "-c", HASHING_CLI, "index", "--quiet"],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert down.returncode == 2 and "cannot connect to PostgreSQL" in down.stderr, down.stderr[-2000:]
