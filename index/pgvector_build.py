@@ -3,7 +3,8 @@ changed files, drop deleted ones, rebuild when the settings changed) with Postgr
 
 Each file's update is one transaction, so a build killed halfway leaves every file either old or
 new, and the next build finishes the rest. A rebuild loads every row first and builds the HNSW
-index once at the end. There is no cross-process lock: run one build at a time per table.
+index once at the end. A build holds the table's advisory lock (`PgvectorChunkStore.build_lock`), so a
+second `citeqa index` on the same table waits for the first instead of interleaving with it.
 """
 
 from __future__ import annotations
@@ -33,15 +34,30 @@ def build_pgvector(
     force: bool = False,
     table: str = TABLE_DEFAULT,
     store: PgvectorChunkStore | None = None,
+    lock_timeout: float = 600.0,
 ) -> BuildReport:
     """Raises FileNotFoundError when the corpus folder is missing, PgvectorStoreError when the
     database cannot hold the index."""
     started = time.perf_counter()
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist")
+    store = store or PgvectorChunkStore(dsn, table=table, dim=embedder.dim)
+    with store.build_lock(lock_timeout):
+        return _build(corpus_dir, store, embedder, chunk_tokens, chunk_overlap, progress, force, started)
+
+
+def _build(
+    corpus_dir: Path,
+    store: PgvectorChunkStore,
+    embedder: Embedder,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    progress: Progress | None,
+    force: bool,
+    started: float,
+) -> BuildReport:
     report = BuildReport()
     docs = read_documents(corpus_dir, report)
-    store = store or PgvectorChunkStore(dsn, table=table, dim=embedder.dim)
     wanted = wanted_meta(embedder, chunk_tokens, chunk_overlap)
     # The graph's shape is part of what the index was built with; ef_search is only a query knob.
     wanted.update(hnsw_m=store.m, hnsw_ef_construction=store.ef_construction)

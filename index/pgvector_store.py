@@ -32,11 +32,13 @@ top-k can stop early.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -134,6 +136,29 @@ class PgvectorChunkStore:
         """HNSW's candidate list at query time for this session (recall up, latency up)."""
         self.ef_search = int(ef_search)
         self.conn.execute(f"SET hnsw.ef_search = {self.ef_search}")
+
+    @contextlib.contextmanager
+    def build_lock(self, timeout: float = 600.0, poll: float = 0.5) -> Iterator[None]:
+        """One build of this table at a time, across processes and machines: a session-level
+        advisory lock, which PostgreSQL drops when the holder's connection ends, however the
+        holder dies. Waits up to `timeout` seconds, then raises `PgvectorStoreError`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                row = self.conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self.table,)).fetchone()
+            if row and row[0]:
+                break
+            if time.monotonic() >= deadline:
+                raise PgvectorStoreError(
+                    f"another `citeqa index` is building table {self.table} at {self.safe_dsn} "
+                    f"(waited {timeout:.0f} s): let it finish, then run it again"
+                )
+            time.sleep(poll)
+        try:
+            yield
+        finally:
+            with self._lock, contextlib.suppress(Exception):  # a closed connection has dropped it already
+                self.conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self.table,))
 
     # -- tables -------------------------------------------------------------------------------
 

@@ -143,6 +143,7 @@ def _index_pgvector(settings: Settings, args: argparse.Namespace) -> int:
             progress=progress,
             force=args.rebuild,
             store=store,
+            lock_timeout=settings.index_lock_timeout,
         )
     except (FileNotFoundError, PgvectorStoreError) as exc:
         print(f"citeqa index: {exc}", file=sys.stderr)

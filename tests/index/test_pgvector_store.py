@@ -226,3 +226,21 @@ def test_citeqa_index_builds_into_pgvector(corpus: Path, pg_server: PostgresServ
         check=False,
     )
     assert down.returncode == 2 and "cannot connect to PostgreSQL" in down.stderr, down.stderr[-2000:]
+
+
+def test_a_second_build_of_the_same_table_waits_for_the_first(corpus: Path, dsn: str) -> None:
+    """The advisory lock: while one store holds the build lock, a build through another connection
+    gives up after its timeout with a typed error, and goes through once the holder's session has
+    ended (the lock went with it)."""
+    holder = PgvectorChunkStore(dsn, dim=HashingEmbedder().dim)
+    other = PgvectorChunkStore(dsn, dim=HashingEmbedder().dim)
+    try:
+        with holder.build_lock(timeout=1), pytest.raises(PgvectorStoreError, match="another `citeqa index`"):
+            build_pgvector(corpus, dsn, HashingEmbedder(), TOKENS, OVERLAP, store=other, lock_timeout=0.5)
+        holder.close()
+        report = build_pgvector(corpus, dsn, HashingEmbedder(), TOKENS, OVERLAP, store=other, lock_timeout=5)
+        assert report.n_chunks > 0
+    finally:
+        other.close()
+        if not holder.conn.closed:
+            holder.close()
