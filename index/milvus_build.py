@@ -42,6 +42,20 @@ def wanted_meta(embedder: Embedder, chunk_tokens: int, chunk_overlap: int) -> di
     }
 
 
+def rebuild_reason(
+    stored_meta: dict[str, Any] | None, wanted: dict[str, Any], force: bool, exists: bool, what: str
+) -> str | None:
+    """Why a store's index must be rebuilt rather than updated (None when it can be updated): forced,
+    built with other settings, or `what` (collections, tables) exist with no build record."""
+    if force:
+        return "forced rebuild"
+    if stored_meta is not None and (why := meta_mismatch(stored_meta, wanted)):
+        return "settings changed: " + "; ".join(why)
+    if stored_meta is None and exists:
+        return f"existing {what} have no build record"
+    return None
+
+
 def meta_mismatch(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return [f"{k} changed ({stored.get(k)!r} -> {v!r})" for k, v in wanted.items() if stored.get(k) != v]
 
@@ -67,12 +81,7 @@ def build_milvus(
     wanted = wanted_meta(embedder, chunk_tokens, chunk_overlap)
 
     stored_meta = store.meta()
-    if force:
-        report.rebuild_reason = "forced rebuild"
-    elif stored_meta is not None and (why := meta_mismatch(stored_meta, wanted)):
-        report.rebuild_reason = "settings changed: " + "; ".join(why)
-    elif stored_meta is None and store.exists():
-        report.rebuild_reason = "existing collections have no build record"
+    report.rebuild_reason = rebuild_reason(stored_meta, wanted, force, store.exists(), "collections")
     if report.rebuild_reason:
         log.info("rebuilding Milvus collection %s: %s", store.collection, report.rebuild_reason)
         store.reset()

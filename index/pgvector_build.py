@@ -18,7 +18,7 @@ import numpy as np
 from index.builder import BatchProgress, BuildReport, Progress, read_documents, sort_changes
 from index.chunking import chunk_document
 from index.embedder import Embedder
-from index.milvus_build import meta_mismatch, wanted_meta
+from index.milvus_build import rebuild_reason, wanted_meta
 from index.pgvector_store import TABLE_DEFAULT, PgvectorChunkStore
 
 log = logging.getLogger("citeqa.index")
@@ -63,12 +63,7 @@ def _build(
     wanted.update(hnsw_m=store.m, hnsw_ef_construction=store.ef_construction)
 
     stored_meta = store.meta()
-    if force:
-        report.rebuild_reason = "forced rebuild"
-    elif stored_meta is not None and (why := meta_mismatch(stored_meta, wanted)):
-        report.rebuild_reason = "settings changed: " + "; ".join(why)
-    elif stored_meta is None and store.exists():
-        report.rebuild_reason = "existing tables have no build record"
+    report.rebuild_reason = rebuild_reason(stored_meta, wanted, force, store.exists(), "tables")
     if report.rebuild_reason:
         log.info("rebuilding pgvector table %s: %s", store.table, report.rebuild_reason)
         store.reset()
