@@ -1,5 +1,5 @@
 """The pgvector store, builder and retriever against a real PostgreSQL server with the pgvector
-extension (tests/pg_server.py): hybrid search finds a chunk by a rare word (full-text BM25) and by
+extension (tests/pg_server.py): hybrid search finds a chunk by a rare word (the BM25 postings leg) and by
 meaning (HNSW), updates re-embed only the changed file, citations survive the round trip, the idf
 equals the local BM25's, and an unreachable server or a missing extension is a typed error."""
 
