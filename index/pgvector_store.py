@@ -20,6 +20,10 @@ Three tables:
 
 A file's update (delete its rows, insert the new ones, its df and file records) is one transaction.
 
+Writes, builds and the statistics go through one connection behind a lock; searches take a
+connection from a pool (`psycopg_pool`, `pool_size` connections at most, opened at the first
+search), so the service's worker threads search in parallel instead of queueing on one session.
+
 The lexical leg is Okapi BM25 (Lucene's variant, k1 1.2, b 0.75, the retriever's idf) over the
 `POSTINGS_PER_TERM` best postings of each query term, read off the b-tree in order, then scored
 exactly and summed per chunk: exact for every term in at most that many chunks, and for commoner
@@ -88,6 +92,7 @@ class PgvectorChunkStore:
         ef_construction: int = HNSW_EF_CONSTRUCTION,
         ef_search: int = EF_SEARCH,
         connect_timeout: float = 10.0,
+        pool_size: int = 4,
     ) -> None:
         import psycopg  # the store's dependencies are imported only when it is used
 
@@ -99,9 +104,13 @@ class PgvectorChunkStore:
         self.postings_table = f"{table}_postings"
         self.dim = dim
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
-        self._lock = threading.Lock()  # one connection, shared by the service's worker threads
+        self._lock = threading.Lock()  # the write connection, shared by the service's worker threads
+        self.connect_timeout = max(1, int(connect_timeout))
+        self.pool_size = max(1, int(pool_size))
+        self._pool: Any = None  # the search connections, opened at the first search
+        self._pool_lock = threading.Lock()
         try:
-            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
+            self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.OperationalError as exc:
             raise PgvectorStoreError(f"{_unreachable_hint(dsn)}: {str(exc).strip()}") from exc
         self._vector_ready()
@@ -130,7 +139,44 @@ class PgvectorChunkStore:
         register_vector(self.conn)
 
     def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
         self.conn.close()
+
+    def _search_pool(self) -> Any:
+        """The pool the searches draw from, opened on first use (a build never opens it). Each
+        connection gets the vector adapter when it is made; `hnsw.ef_search` is set per search,
+        so a change of it (set_ef_search) reaches connections opened before it."""
+        with self._pool_lock:
+            if self._pool is None:
+                import psycopg
+                from pgvector.psycopg import register_vector
+                from psycopg_pool import ConnectionPool, PoolTimeout
+
+                pool = ConnectionPool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={"autocommit": True, "connect_timeout": self.connect_timeout},
+                    configure=register_vector,
+                    timeout=float(self.connect_timeout),
+                    name=f"citeqa-search-{self.table}",
+                    open=False,
+                )
+                try:
+                    pool.open(wait=True, timeout=float(self.connect_timeout))
+                except (PoolTimeout, psycopg.OperationalError) as exc:
+                    pool.close()
+                    raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc
+                self._pool = pool
+            return self._pool
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's counters for the search pool ({} before the first search)."""
+        with self._pool_lock:
+            return dict(self._pool.get_stats()) if self._pool is not None else {}
 
     def set_ef_search(self, ef_search: int) -> None:
         """HNSW's candidate list at query time for this session (recall up, latency up)."""
@@ -411,8 +457,20 @@ class PgvectorChunkStore:
             FROM fused f JOIN {self.table} c ON c.id = f.id
             ORDER BY f.score DESC, c.id LIMIT %(k)s
         """
-        with self._lock:
-            rows = self.conn.execute(sql, params).fetchall()
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._search_pool().connection() as conn:
+                conn.execute(f"SET hnsw.ef_search = {int(self.ef_search)}")
+                rows = conn.execute(sql, params).fetchall()
+        except PoolTimeout as exc:
+            raise PgvectorStoreError(
+                f"no free connection to PostgreSQL at {self.safe_dsn} within {self.connect_timeout} s "
+                f"({self.pool_size} in the pool, CITEQA_PGVECTOR_POOL_SIZE)"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc
         return [
             StoredHit(int(i), chunk_from_json(_as_dict(raw)), float(cos), float(score)) for i, raw, cos, score in rows
         ]

@@ -74,6 +74,14 @@ class Overloaded(CiteqaError):
     code = "overloaded"
 
 
+class StoreUnavailable(CiteqaError):
+    """The vector store behind the index (PostgreSQL, a Milvus server) failed or is out of
+    connections; the operator should check it and `CITEQA_VECTOR_STORE`'s settings."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
 class LLMUnavailable(CiteqaError):
     """The LLM could not be reached or failed; the operator should check `CITEQA_LLM_*`."""
 

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     vector_store: Literal["faiss", "milvus", "pgvector"] = "faiss"
     milvus_uri: str = ".citeqa/milvus.db"
     pgvector_dsn: str = "postgresql://citeqa@127.0.0.1:5432/citeqa"
+    pgvector_pool_size: int = Field(4, ge=1, le=64)  # search connections a service keeps at most
     embedding_model: str = "all-MiniLM-L6-v2"
     query_encoder: Literal["onnx", "torch"] = "onnx"
     chunk_tokens: int = Field(160, ge=16, le=2048)

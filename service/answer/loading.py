@@ -85,7 +85,9 @@ def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
 
         try:
             return PgvectorRetriever(
-                PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim), embedder, rrf_k=settings.rrf_k
+                PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim, pool_size=settings.pgvector_pool_size),
+                embedder,
+                rrf_k=settings.rrf_k,
             )
         except PgvectorStoreError as exc:
             raise store.IndexLoadError(str(exc)) from exc

@@ -13,6 +13,7 @@ from index.embedder import Embedder
 from index.pgvector_store import PgvectorChunkStore, PgvectorStoreError
 from service.answer.retrieval import Hit, Retrieval
 from service.answer.words import Rarity
+from service.errors import StoreUnavailable
 
 
 class PgvectorRetriever:
@@ -52,13 +53,16 @@ class PgvectorRetriever:
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query = self.embedder.encode_query(question)
-        found = self.store.hybrid_search(
-            query,
-            question,
-            top_k,
-            candidates=self.candidates,
-            rrf_k=self.rrf_k,
-            idf=self._idf,
-            avgdl=self._avgdl,
-        )
+        try:
+            found = self.store.hybrid_search(
+                query,
+                question,
+                top_k,
+                candidates=self.candidates,
+                rrf_k=self.rrf_k,
+                idf=self._idf,
+                avgdl=self._avgdl,
+            )
+        except PgvectorStoreError as exc:  # PostgreSQL down or out of connections: a 503, not a 500
+            raise StoreUnavailable(str(exc)) from exc
         return Retrieval([Hit(h.chunk_id, h.chunk, h.dense, h.fused) for h in found], query)

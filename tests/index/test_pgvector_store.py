@@ -84,6 +84,54 @@ def test_the_hnsw_index_and_ef_search_are_in_place(built: PgvectorChunkStore) ->
     assert built.conn.execute("SHOW hnsw.ef_search").fetchone() == (str(built.ef_search),)
 
 
+def test_a_search_does_not_wait_for_a_busy_session(
+    dsn: str, built: PgvectorChunkStore, embedder: CountingEmbedder
+) -> None:
+    """Searches draw from a pool: with one search connection held (a slow question), another
+    search gets a second connection and returns the same hits."""
+    store = PgvectorChunkStore(dsn, dim=embedder.dim, pool_size=2)
+    vector = embedder.encode_query("Quoxaldrin")
+    try:
+        expected = [h.chunk_id for h in store.hybrid_search(vector, "Quoxaldrin", k=3)]
+        with store._search_pool().connection() as busy:
+            busy.execute("SELECT 1")
+            got = [h.chunk_id for h in store.hybrid_search(vector, "Quoxaldrin", k=3)]
+        assert got == expected
+        assert store.pool_stats()["connections_num"] >= 2
+    finally:
+        store.close()
+
+
+def test_a_new_ef_search_reaches_connections_opened_before_it(
+    dsn: str, built: PgvectorChunkStore, embedder: CountingEmbedder
+) -> None:
+    store = PgvectorChunkStore(dsn, dim=embedder.dim, pool_size=1)
+    vector = embedder.encode_query("Quoxaldrin")
+    try:
+        store.hybrid_search(vector, "Quoxaldrin", k=3)  # opens the pool's one connection
+        store.set_ef_search(123)
+        store.hybrid_search(vector, "Quoxaldrin", k=3)
+        with store._search_pool().connection() as conn:
+            assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("123",)
+    finally:
+        store.close()
+
+
+def test_no_free_connection_is_a_503(dsn: str, built: PgvectorChunkStore, embedder: CountingEmbedder) -> None:
+    from service.errors import StoreUnavailable
+
+    store = PgvectorChunkStore(dsn, dim=embedder.dim, pool_size=1, connect_timeout=1)
+    retriever = PgvectorRetriever(store, embedder)
+    try:
+        with store._search_pool().connection(), pytest.raises(StoreUnavailable) as caught:
+            retriever.retrieve("Quoxaldrin", top_k=3)
+        assert caught.value.status_code == 503
+        assert "CITEQA_PGVECTOR_POOL_SIZE" in caught.value.message
+        assert retriever.retrieve("Quoxaldrin", top_k=3).hits  # freed: searches go on
+    finally:
+        store.close()
+
+
 def test_retriever_returns_hits_with_citation_metadata(
     built: PgvectorChunkStore, embedder: CountingEmbedder, corpus: Path
 ) -> None:
