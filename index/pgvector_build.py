@@ -13,13 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-
-from index.builder import BatchProgress, BuildReport, Progress, read_documents, sort_changes
-from index.chunking import chunk_document
+from index.builder import BuildReport, Progress, read_documents, sort_changes
 from index.embedder import Embedder
-from index.milvus_build import rebuild_reason, wanted_meta
 from index.pgvector_store import TABLE_DEFAULT, PgvectorChunkStore
+from index.served_build import rebuild_reason, wanted_meta, write_changes
 
 log = logging.getLogger("citeqa.index")
 
@@ -74,18 +71,7 @@ def _build(
     store.set_meta({**wanted, "ef_search": (stored_meta or {}).get("ef_search", store.ef_search)})
 
     fresh = sort_changes(docs, stored, report)
-    per_doc = [(doc, chunk_document(doc, chunk_tokens, chunk_overlap)) for doc in fresh]
-    on_batch = BatchProgress(sum(len(chunks) for _, chunks in per_doc), progress)
-    for doc, chunks in per_doc:
-        texts = [c.embed_text for c in chunks]
-        vectors = (
-            embedder.encode_documents(texts, progress=on_batch) if texts else np.zeros((0, embedder.dim), np.float32)
-        )
-        store.upsert_file(doc.source, doc.sha256, chunks, np.asarray(vectors, dtype=np.float32))
-        report.n_embedded += len(texts)
-    for source in report.removed:
-        store.delete_file(source)
-    report.written = bool(fresh or report.removed or report.rebuild_reason)
+    write_changes(store, fresh, report, embedder, chunk_tokens, chunk_overlap, progress)
     store.build_indexes()  # no-ops when they exist (incremental rows went into them)
     report.n_chunks = store.stats().n_chunks
     report.seconds = time.perf_counter() - started
