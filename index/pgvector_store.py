@@ -109,6 +109,7 @@ class PgvectorChunkStore:
         self.pool_size = max(1, int(pool_size))
         self._pool: Any = None  # the search connections, opened at the first search
         self._pool_lock = threading.Lock()
+        self._closed = False
         try:
             self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.OperationalError as exc:
@@ -140,6 +141,7 @@ class PgvectorChunkStore:
 
     def close(self) -> None:
         with self._pool_lock:
+            self._closed = True
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
@@ -150,6 +152,8 @@ class PgvectorChunkStore:
         connection gets the vector adapter when it is made; `hnsw.ef_search` is set per search,
         so a change of it (set_ef_search) reaches connections opened before it."""
         with self._pool_lock:
+            if self._closed:
+                raise PgvectorStoreError(f"the store for {self.safe_dsn} is closed")
             if self._pool is None:
                 import psycopg
                 from pgvector.psycopg import register_vector
@@ -161,6 +165,7 @@ class PgvectorChunkStore:
                     max_size=self.pool_size,
                     kwargs={"autocommit": True, "connect_timeout": self.connect_timeout},
                     configure=register_vector,
+                    check=ConnectionPool.check_connection,  # a server restart costs no failed search
                     timeout=float(self.connect_timeout),
                     name=f"citeqa-search-{self.table}",
                     open=False,
@@ -404,12 +409,19 @@ class PgvectorChunkStore:
         """Dense (HNSW) top-`candidates` and BM25 top-`candidates`, fused by RRF (`rrf_k`), in one
         statement. `idf` and `avgdl` are the corpus statistics (the retriever keeps them; read
         from the tables when not given). A question with no known word runs the dense leg alone."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
         query = np.asarray(query_vector, dtype=np.float32)
         query = query / (float(np.linalg.norm(query)) or 1.0)
-        if idf is None:
-            idf = self.stats().idf()
-        if avgdl is None:
-            avgdl = self.average_terms()
+        pool = self._search_pool()  # raises for a closed store
+        try:
+            if idf is None:
+                idf = self.stats().idf()
+            if avgdl is None:
+                avgdl = self.average_terms()
+        except psycopg.OperationalError as exc:
+            raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc
         terms = [t for t in dict.fromkeys(content_words(query_text)) if t in idf]
         depth = max(candidates, k)
         params: dict[str, Any] = {
@@ -457,17 +469,14 @@ class PgvectorChunkStore:
             FROM fused f JOIN {self.table} c ON c.id = f.id
             ORDER BY f.score DESC, c.id LIMIT %(k)s
         """
-        import psycopg
-        from psycopg_pool import PoolTimeout
-
         try:
-            with self._search_pool().connection() as conn:
+            with pool.connection() as conn:
                 conn.execute(f"SET hnsw.ef_search = {int(self.ef_search)}")
                 rows = conn.execute(sql, params).fetchall()
         except PoolTimeout as exc:
             raise PgvectorStoreError(
-                f"no free connection to PostgreSQL at {self.safe_dsn} within {self.connect_timeout} s "
-                f"({self.pool_size} in the pool, CITEQA_PGVECTOR_POOL_SIZE)"
+                f"no connection to PostgreSQL at {self.safe_dsn} within {self.connect_timeout} s: the server is "
+                f"unreachable, or all {self.pool_size} of the pool's are busy (CITEQA_PGVECTOR_POOL_SIZE)"
             ) from exc
         except psycopg.OperationalError as exc:
             raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc

@@ -87,17 +87,19 @@ def test_the_hnsw_index_and_ef_search_are_in_place(built: PgvectorChunkStore) ->
 def test_a_search_does_not_wait_for_a_busy_session(
     dsn: str, built: PgvectorChunkStore, embedder: CountingEmbedder
 ) -> None:
-    """Searches draw from a pool: with one search connection held (a slow question), another
-    search gets a second connection and returns the same hits."""
+    """Searches draw from a pool, not the write connection: with one search connection held (a
+    slow question) and the write lock taken, another search gets a second connection and
+    returns the same hits."""
     store = PgvectorChunkStore(dsn, dim=embedder.dim, pool_size=2)
     vector = embedder.encode_query("Quoxaldrin")
     try:
         expected = [h.chunk_id for h in store.hybrid_search(vector, "Quoxaldrin", k=3)]
-        with store._search_pool().connection() as busy:
+        # one search connection busy, and the write connection's lock held (a build's statement)
+        with store._search_pool().connection() as busy, store._lock:
             busy.execute("SELECT 1")
             got = [h.chunk_id for h in store.hybrid_search(vector, "Quoxaldrin", k=3)]
         assert got == expected
-        assert store.pool_stats()["connections_num"] >= 2
+        assert store.pool_stats()["pool_size"] == 2
     finally:
         store.close()
 
@@ -130,6 +132,16 @@ def test_no_free_connection_is_a_503(dsn: str, built: PgvectorChunkStore, embedd
         assert retriever.retrieve("Quoxaldrin", top_k=3).hits  # freed: searches go on
     finally:
         store.close()
+
+
+def test_a_closed_store_opens_no_new_pool(dsn: str, built: PgvectorChunkStore, embedder: CountingEmbedder) -> None:
+    store = PgvectorChunkStore(dsn, dim=embedder.dim)
+    vector = embedder.encode_query("Quoxaldrin")
+    assert store.hybrid_search(vector, "Quoxaldrin", k=1)
+    store.close()
+    with pytest.raises(PgvectorStoreError, match="closed"):
+        store.hybrid_search(vector, "Quoxaldrin", k=1)
+    assert store.pool_stats() == {}
 
 
 def test_retriever_returns_hits_with_citation_metadata(
