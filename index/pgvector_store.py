@@ -70,8 +70,9 @@ class DimensionMismatchError(PgvectorStoreError):
     """The stored vectors have another dimension than the embedder produces."""
 
 
-def _unreachable_hint(dsn: str) -> str:
-    return f"cannot connect to PostgreSQL at {_safe_dsn(dsn)}"
+def _unreachable(dsn: str, exc: Exception) -> PgvectorStoreError:
+    """The typed error for a server that cannot be reached (or went away), naming it without its password."""
+    return PgvectorStoreError(f"cannot connect to PostgreSQL at {_safe_dsn(dsn)}: {str(exc).strip()}")
 
 
 def _safe_dsn(dsn: str) -> str:
@@ -113,7 +114,7 @@ class PgvectorChunkStore:
         try:
             self.conn = psycopg.connect(dsn, autocommit=True, connect_timeout=self.connect_timeout)
         except psycopg.OperationalError as exc:
-            raise PgvectorStoreError(f"{_unreachable_hint(dsn)}: {str(exc).strip()}") from exc
+            raise _unreachable(dsn, exc) from exc
         self._vector_ready()
         meta = self.meta() or {}
         self.set_ef_search(int(meta.get("ef_search", ef_search)))
@@ -174,7 +175,7 @@ class PgvectorChunkStore:
                     pool.open(wait=True, timeout=float(self.connect_timeout))
                 except (PoolTimeout, psycopg.OperationalError) as exc:
                     pool.close()
-                    raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc
+                    raise _unreachable(self.dsn, exc) from exc
                 self._pool = pool
             return self._pool
 
@@ -429,7 +430,7 @@ class PgvectorChunkStore:
             if avgdl is None:
                 avgdl = self.average_terms()
         except psycopg.OperationalError as exc:
-            raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc
+            raise _unreachable(self.dsn, exc) from exc
         terms = [t for t in dict.fromkeys(content_words(query_text)) if t in idf]
         depth = max(candidates, k)
         params: dict[str, Any] = {
@@ -487,7 +488,7 @@ class PgvectorChunkStore:
                 f"unreachable, or all {self.pool_size} of the pool's are busy (CITEQA_PGVECTOR_POOL_SIZE)"
             ) from exc
         except psycopg.OperationalError as exc:
-            raise PgvectorStoreError(f"{_unreachable_hint(self.dsn)}: {str(exc).strip()}") from exc
+            raise _unreachable(self.dsn, exc) from exc
         return [
             StoredHit(int(i), chunk_from_json(_as_dict(raw)), float(cos), float(score)) for i, raw, cos, score in rows
         ]
