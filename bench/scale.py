@@ -300,7 +300,7 @@ def bench_pgvector(
             vectors[start : start + per_file],
         )
     t1 = time.perf_counter()
-    store.build_indexes()
+    store.build_indexes(hnsw.get("maintenance_work_mem", "1GB"))
     t2 = time.perf_counter()
     store.set_meta({"ef_search": hnsw["ef_search"]})
     retriever = PgvectorRetriever(store, syn.runner.embedder)
@@ -308,26 +308,45 @@ def bench_pgvector(
     qv = np.stack([syn.runner.embedder.encode_query(q) for q in queries]).astype(np.float32)
     qv /= np.linalg.norm(qv, axis=1, keepdims=True)
     ids = np.array([chunk_id(f"synthetic/{j // per_file}.txt", j % per_file) for j in range(n)])
-    wanted = [set(ids[np.argpartition(-(vectors @ q), 10)[:10]].tolist()) for q in qv]
+    wanted, tenth = [], []  # the exact top 10's ids, and its 10th cosine distance
+    for q in qv:
+        scores = vectors @ q
+        top = np.argpartition(-scores, 10)[:10]
+        wanted.append(set(ids[top].tolist()))
+        tenth.append(1.0 - float(scores[top].min()))
 
-    def sql_and_recall(ef_search: int) -> tuple[list[float], float]:
+    def sql_and_recall(ef_search: int) -> tuple[list[float], float, float]:
+        """SQL latency, recall@10 by id, and recall@10 by distance as ann-benchmarks counts it (a hit
+        within 1e-3 of the exact 10th distance counts): the synthetic copies of one chunk lie so
+        close together that which of them makes the top 10 is often a tie by id alone."""
         store.set_ef_search(ef_search)
         sql = []  # the store's statement alone, without the query embedding
         for question, vector in zip(queries, qv, strict=True):
             t = time.perf_counter()
-            store.hybrid_search(vector, question, 5, idf=retriever._idf, avgdl=retriever._avgdl)
+            store.hybrid_search(vector, question, 5, idf=retriever._lexicon.idf, avgdl=retriever._lexicon.avgdl)
             sql.append((time.perf_counter() - t) * 1000)
-        recalls = []
-        for q, want in zip(qv, wanted, strict=True):
-            rows = store.conn.execute(f"SELECT id FROM {store.table} ORDER BY dense <=> %s LIMIT 10", (q,))
-            recalls.append(len(want & {int(r[0]) for r in rows.fetchall()}) / 10)
-        return sql, float(np.mean(recalls))
+        recalls, by_distance = [], []
+        for q, want, last in zip(qv, wanted, tenth, strict=True):
+            rows = store.conn.execute(
+                f"SELECT id, dense <=> %s FROM {store.table} ORDER BY dense <=> %s LIMIT 10", (q, q)
+            ).fetchall()
+            recalls.append(len(want & {int(r[0]) for r in rows}) / 10)
+            by_distance.append(sum(float(r[1]) <= last + 1e-3 for r in rows) / 10)
+        return sql, float(np.mean(recalls)), float(np.mean(by_distance))
 
     for ef in [e for e in hnsw.get("sweep", ()) if e != hnsw["ef_search"]]:
-        sql, recall = sql_and_recall(ef)
-        print(f"  pgvector {n:,} ef_search {ef}: SQL {pct(sql, 50):.1f}/{pct(sql, 95):.1f} ms, recall@10 {recall:.3f}")
-    sql, recall = sql_and_recall(hnsw["ef_search"])
-    print(f"  pgvector {n:,}: the SQL statement alone {pct(sql, 50):.1f} ms p50, {pct(sql, 95):.1f} ms p95", flush=True)
+        sql, recall, near = sql_and_recall(ef)
+        print(
+            f"  pgvector {n:,} ef_search {ef}: SQL {pct(sql, 50):.1f}/{pct(sql, 95):.1f} ms, "
+            f"recall@10 {recall:.3f} by id, {near:.3f} by distance",
+            flush=True,
+        )
+    sql, recall, near = sql_and_recall(hnsw["ef_search"])
+    print(
+        f"  pgvector {n:,}: the SQL statement alone {pct(sql, 50):.1f} ms p50, {pct(sql, 95):.1f} ms p95; "
+        f"recall@10 {recall:.3f} by id, {near:.3f} by distance",
+        flush=True,
+    )
     size = store.conn.execute("SELECT pg_total_relation_size(%s::regclass)", (store.table,)).fetchone()
     store.drop()
     store.close()
@@ -416,6 +435,11 @@ def main() -> None:
     parser.add_argument("--hnsw-m", type=int, default=16)
     parser.add_argument("--hnsw-ef-construction", type=int, default=64)
     parser.add_argument("--hnsw-ef-search", type=int, default=300)
+    parser.add_argument(
+        "--maintenance-work-mem",
+        default="1GB",
+        help="PostgreSQL's memory for the index builds (the graph fits or spills)",
+    )
     parser.add_argument("--hnsw-sweep", default="", help="more ef_search values to report SQL latency and recall at")
     parser.add_argument("--stores", default="faiss,milvus,pgvector", help="which stores to time, comma-separated")
     args = parser.parse_args()
@@ -433,6 +457,7 @@ def main() -> None:
                 "ef_construction": args.hnsw_ef_construction,
                 "ef_search": args.hnsw_ef_search,
                 "sweep": tuple(int(x) for x in args.hnsw_sweep.split(",") if x),
+                "maintenance_work_mem": args.maintenance_work_mem,
             },
             tuple(args.stores.split(",")),
         )

@@ -6,7 +6,9 @@ also stores are an answer-pipeline concern that is not wired to Milvus yet.
 
 Milvus applies each file's upsert on its own, so a build killed halfway leaves some files new and
 some old; every file is consistent (its record is written last), and the next build finishes the
-rest. There is no cross-process lock: run one build at a time per collection.
+rest. A Milvus Lite file is opened by one process at a time, which keeps two builds of it apart;
+against a Milvus server there is no cross-process lock (Milvus has no compare-and-set to make one
+from): run one build at a time per collection.
 """
 
 from __future__ import annotations

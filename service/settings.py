@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     index_lock_timeout: float = Field(600.0, ge=0.0, le=86400.0)
     # Seconds between looks at the index's `CURRENT` file: a new version is loaded in the background
     # and swapped in between requests (service/api/reload.py). 0 reads `CURRENT` only at start.
+    # Milvus and pgvector: between checks that the stored files changed (then rarity is re-read).
     index_reload_interval: float = Field(5.0, ge=0.0, le=3600.0)
 
     # Retrieval and context

@@ -2,8 +2,8 @@
 (k=60, 30 candidates each, as `HybridRetriever` does in process).
 
 Word rarity comes from the per-file df records the builder stores, so it is exactly the local
-BM25's idf over the same chunks without reading every chunk at start-up; `refresh()` re-reads it
-after the index is updated under a running service.
+BM25's idf over the same chunks without reading every chunk at start-up; a running service re-reads
+it when the stored files change (service/answer/served_lexicon.py).
 
 The engine analyzes the raw question for its BM25 leg (its tokenizer, not `content_words`), so the
 lexical ranking can differ slightly from the local one; the rarity table does not.
@@ -14,10 +14,12 @@ from __future__ import annotations
 from index.embedder import Embedder
 from index.milvus_store import MilvusChunkStore, MilvusStoreError
 from service.answer.retrieval import Hit, Retrieval
-from service.answer.words import Rarity
+from service.answer.served_lexicon import Lexicon, LexiconHolder
 
 
-class MilvusRetriever:
+class MilvusRetriever(LexiconHolder):
+    store: MilvusChunkStore
+
     def __init__(self, store: MilvusChunkStore, embedder: Embedder, rrf_k: int = 60, candidates: int = 30) -> None:
         store.ensure()  # refuses a collection of another dimension
         meta = store.meta() or {}
@@ -30,23 +32,11 @@ class MilvusRetriever:
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self._rarity = Rarity({})
-        self.n_chunks = 0
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Re-read the df table (after a build)."""
-        stats = self.store.stats()
-        self.n_chunks = stats.n_chunks
-        self._rarity = Rarity(stats.idf())
-
-    @property
-    def rarity(self) -> Rarity:
-        return self._rarity
+        self._lexicon: Lexicon = Lexicon.read(store)
 
     @property
     def version(self) -> str:
-        return f"milvus:{self.store.collection}"
+        return f"milvus:{self.store.collection}@{self.fingerprint}"
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query = self.embedder.encode_query(question)

@@ -4,7 +4,8 @@
 
 Word rarity comes from the per-file df records the builder stores, so it is exactly the local
 BM25's idf over the same chunks without reading every chunk at start-up; the same idf weighs the
-lexical leg in SQL. `refresh()` re-reads it after the index is updated under a running service.
+lexical leg in SQL. A running service re-reads it when the stored files change
+(service/answer/served_lexicon.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 from index.embedder import Embedder
 from index.pgvector_store import PgvectorChunkStore, PgvectorStoreError
 from service.answer.retrieval import Hit, Retrieval
-from service.answer.words import Rarity
+from service.answer.served_lexicon import Lexicon, LexiconHolder
 from service.errors import StoreUnavailable
 
 
-class PgvectorRetriever:
+class PgvectorRetriever(LexiconHolder):
+    store: PgvectorChunkStore
+
     def __init__(self, store: PgvectorChunkStore, embedder: Embedder, rrf_k: int = 60, candidates: int = 30) -> None:
         store.ensure()  # refuses a table of another dimension
         meta = store.meta() or {}
@@ -29,30 +32,15 @@ class PgvectorRetriever:
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self._rarity = Rarity({})
-        self._idf: dict[str, float] = {}
-        self._avgdl = 1.0
-        self.n_chunks = 0
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Re-read the df table and the mean chunk length (after a build)."""
-        stats = self.store.stats()
-        self.n_chunks = stats.n_chunks
-        self._idf = stats.idf()
-        self._rarity = Rarity(self._idf)
-        self._avgdl = self.store.average_terms()
-
-    @property
-    def rarity(self) -> Rarity:
-        return self._rarity
+        self._lexicon: Lexicon = Lexicon.read(store)
 
     @property
     def version(self) -> str:
-        return f"pgvector:{self.store.table}"
+        return f"pgvector:{self.store.table}@{self.fingerprint}"
 
     def retrieve(self, question: str, top_k: int) -> Retrieval:
         query = self.embedder.encode_query(question)
+        lexicon = self._lexicon  # once: a refresh mid-request does not mix two builds' statistics
         try:
             found = self.store.hybrid_search(
                 query,
@@ -60,8 +48,8 @@ class PgvectorRetriever:
                 top_k,
                 candidates=self.candidates,
                 rrf_k=self.rrf_k,
-                idf=self._idf,
-                avgdl=self._avgdl,
+                idf=lexicon.idf,
+                avgdl=lexicon.avgdl,
             )
         except PgvectorStoreError as exc:  # PostgreSQL down or out of connections: a 503, not a 500
             raise StoreUnavailable(str(exc)) from exc

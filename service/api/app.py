@@ -19,7 +19,7 @@ from service.api.feedback import router as feedback_router
 from service.api.mcp_mount import mount_mcp
 from service.api.observability import Metrics, RequestContextMiddleware
 from service.api.openai_compat import router as openai_router
-from service.api.reload import IndexWatcher
+from service.api.reload import IndexWatcher, StoreWatcher
 from service.api.routes import router
 from service.api.shared_rate_limit import check_store, close_store, make_limiters
 from service.api.state import AppState
@@ -76,9 +76,11 @@ def create_app(settings: Settings | None = None, loader: Loader | None = None, c
                 state.status, state.detail = "failed", f"{type(exc).__name__}: {exc}"
 
         tasks = [asyncio.create_task(load_in_background())]
-        # A Milvus collection is updated in place (`citeqa index` upserts by file): no versions to watch.
-        if settings.index_reload_interval > 0 and settings.vector_store == "faiss":
-            tasks.append(asyncio.create_task(IndexWatcher(state).run(settings.index_reload_interval)))
+        if settings.index_reload_interval > 0:
+            # FAISS: a new version folder is swapped in. Milvus, pgvector: updated in place by
+            # `citeqa index`, so only the statistics read at start are re-read when the files change.
+            watcher = IndexWatcher(state) if settings.vector_store == "faiss" else StoreWatcher(state)
+            tasks.append(asyncio.create_task(watcher.run(settings.index_reload_interval)))
         try:
             async with mcp_endpoint.running():  # the MCP SDK's session manager (service/api/mcp_mount.py)
                 yield

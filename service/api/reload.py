@@ -11,6 +11,10 @@ Why the poll is cheap: it reads the small `CURRENT` file and compares the name w
 loaded; only a change costs a load. A version that fails to load (damaged, missing folder, another
 embedding model) is logged, counted and remembered: the old version keeps serving, and the next
 attempt waits for `CURRENT` to change again instead of re-reading a broken index every poll.
+
+Milvus and pgvector are updated in place, so there is no version to swap: `StoreWatcher` instead
+asks the retriever whether the stored files changed and, if so, has it re-read word rarity and the
+chunk count (service/answer/served_lexicon.py). Search itself sees every committed file at once.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 
 from index import store
 from service.answer.loading import reload_index
+from service.answer.served_lexicon import LexiconHolder
 from service.api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -72,3 +77,43 @@ class IndexWatcher:
                 raise
             except Exception:
                 log.exception("index reload check failed")
+
+
+class StoreWatcher:
+    """Polls a Milvus or pgvector store for one app; `check` is one poll (the tests call it too)."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def check(self) -> bool:
+        """Re-read the store's statistics if its files changed; True when it did. A failure (the
+        engine down) is logged and counted, and the statistics already held keep serving."""
+        current = self.state.answerer
+        retriever = current.retriever if current is not None else None
+        if not isinstance(retriever, LexiconHolder):  # FAISS: IndexWatcher's business
+            return False
+        try:
+            if not await asyncio.to_thread(retriever.changed):
+                return False
+            before = retriever.version
+            await asyncio.to_thread(retriever.refresh)
+        except Exception as exc:
+            self.state.reload_error = f"store statistics: {type(exc).__name__}: {exc}"
+            self.state.metrics.index_reloads.labels("failed").inc()
+            log.error("could not re-read the store's statistics, keeping the previous ones: %s", exc)
+            return False
+        self.state.reload_error = None
+        self.state.metrics.index_reloads.labels("ok").inc()
+        self.state.metrics.record_index(retriever.version, retriever.n_chunks)
+        log.info("the stored files changed (%s -> %s): %d chunks now", before, retriever.version, retriever.n_chunks)
+        return True
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("store statistics check failed")

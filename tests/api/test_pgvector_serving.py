@@ -1,10 +1,15 @@
 """`CITEQA_VECTOR_STORE=pgvector`: the service answers from real PostgreSQL + pgvector tables
 (tests/pg_server.py), with the answers and citations it gives from the FAISS index (the SQL BM25
 reads the same terms and idf as the in-process one; HNSW finds the exact neighbours on a corpus
-this small), and a store that is empty or unreachable stops start-up naming the fix."""
+this small), a store that is empty or unreachable stops start-up naming the fix, and a running
+service re-reads word rarity when `citeqa index` changes the stored files."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -12,13 +17,19 @@ import pytest
 pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
 pytest.importorskip("pgvector", reason="pgvector is not installed (pip install pgvector)")
 
+from index.embedder import HashingEmbedder
+from index.pgvector_build import build_pgvector
+from index.pgvector_store import PgvectorStoreError
 from index.store import IndexLoadError
 from service.answer.loading import check_index
+from service.api.reload import StoreWatcher
 from service.testing import fake_settings
 from tests.api.test_milvus_serving import _answers
+from tests.conftest import make_client, wait_ready
 from tests.pg_server import PostgresServer, free_port, pg_server
 
 __all__ = ["pg_server"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_answers_from_pgvector_match_the_faiss_index(tmp_path: Path, pg_server: PostgresServer) -> None:
@@ -44,3 +55,64 @@ def test_an_unreachable_pgvector_store_stops_start_up(tmp_path: Path) -> None:
     with pytest.raises(IndexLoadError, match="cannot connect to PostgreSQL") as caught:
         check_index(settings)
     assert "hunter2" not in str(caught.value)
+
+
+def _reloads(text: str, outcome: str) -> float:
+    match = re.search(rf'^citeqa_index_reloads_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_a_running_service_re_reads_word_rarity_after_citeqa_index(tmp_path: Path, pg_server: PostgresServer) -> None:
+    """`citeqa index` updates the tables under a running service; within a poll the service's word
+    rarity and chunk count are those of the new files (before StoreWatcher they stayed as at start)."""
+    corpus = tmp_path / "seeds"
+    shutil.copytree(ROOT / "seeds", corpus)
+    dsn = pg_server.new_database("rarity")
+    settings = fake_settings(
+        tmp_path, corpus_dir=corpus, vector_store="pgvector", pgvector_dsn=dsn, index_reload_interval=0.05
+    )
+    with make_client(settings) as c:
+        wait_ready(c, timeout=120)
+        retriever = c.app.state.citeqa.answerer.retriever  # type: ignore[attr-defined]
+        before, chunks_before = retriever.version, retriever.n_chunks
+        assert "funicular" not in retriever.rarity
+        time.sleep(0.3)  # polls with nothing changed re-read nothing
+        assert retriever.version == before and _reloads(c.get("/metrics").text, "ok") == 0
+
+        (corpus / "lift.md").write_text("# Lift\n\nThe Brakkenlift funicular climbs the hill every twenty minutes.\n")
+        build_pgvector(corpus, dsn, HashingEmbedder(), settings.chunk_tokens, settings.chunk_overlap)
+        deadline = time.monotonic() + 10
+        while retriever.version == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert retriever.version != before
+        assert retriever.n_chunks == chunks_before + 1
+        assert "funicular" in retriever.rarity
+        assert retriever.rarity["funicular"] == retriever.rarity.unseen  # one chunk holds it: the rarest
+        assert _reloads(c.get("/metrics").text, "ok") == 1
+        r = c.post("/ask", json={"question": "How often does the Brakkenlift funicular climb the hill?"})
+        assert r.status_code == 200 and r.json()["citations"][0]["source"].endswith("lift.md"), r.text
+
+
+class _FailingStore:
+    def files(self) -> dict[str, str]:
+        raise PgvectorStoreError("cannot connect to PostgreSQL at postgresql://127.0.0.1:1/x")
+
+
+def test_a_store_that_fails_the_poll_keeps_the_statistics_it_has(tmp_path: Path, pg_server: PostgresServer) -> None:
+    dsn = pg_server.new_database("failing")
+    settings = fake_settings(tmp_path, vector_store="pgvector", pgvector_dsn=dsn, index_reload_interval=0)
+    with make_client(settings) as c:
+        wait_ready(c, timeout=120)
+        state = c.app.state.citeqa  # type: ignore[attr-defined]
+        retriever = state.answerer.retriever
+        rarity, chunks = retriever.rarity, retriever.n_chunks
+        working = retriever.store
+        retriever.store = _FailingStore()
+        try:
+            assert asyncio.run(StoreWatcher(state).check()) is False
+        finally:
+            retriever.store = working
+        assert retriever.rarity is rarity and retriever.n_chunks == chunks
+        assert "cannot connect to PostgreSQL" in (state.reload_error or "")
+        assert _reloads(c.get("/metrics").text, "failed") == 1
+        assert c.get("/ready").status_code == 200  # the service keeps answering

@@ -137,6 +137,27 @@ def test_rarity_equals_the_local_bm25_idf(built: MilvusChunkStore, embedder: Cou
     assert built.stats().n_chunks == len(chunks) == built.count()
 
 
+def test_the_retriever_sees_when_the_stored_files_change_and_re_reads_rarity(
+    built: MilvusChunkStore, embedder: CountingEmbedder, corpus: Path, uri: str
+) -> None:
+    """What a running service's StoreWatcher relies on (service/api/reload.py)."""
+    retriever = MilvusRetriever(built, embedder)
+    before, chunks_before = retriever.version, retriever.n_chunks
+    assert not retriever.changed() and "funicular" not in retriever.rarity
+    (corpus / "lift.txt").write_text("The Brakkenlift funicular climbs the hill every twenty minutes.\n")
+    build_milvus(corpus, uri, CountingEmbedder(), TOKENS, OVERLAP, store=built)
+    assert retriever.changed()
+    assert "funicular" not in retriever.rarity  # nothing re-read until asked
+    retriever.refresh()
+    assert not retriever.changed() and retriever.version != before
+    assert retriever.n_chunks == chunks_before + 1 == built.count()
+    local = BM25([content_words(c.embed_text) for c in local_chunks(corpus)]).idf
+    assert retriever.rarity["funicular"] == pytest.approx(local["funicular"], rel=1e-12)
+    (corpus / "lift.txt").unlink()
+    build_milvus(corpus, uri, CountingEmbedder(), TOKENS, OVERLAP, store=built)
+    assert retriever.changed()  # a deleted file changes the fingerprint too
+
+
 def test_unchanged_corpus_embeds_nothing(built: MilvusChunkStore, corpus: Path, uri: str) -> None:
     again = CountingEmbedder()
     report = build_milvus(corpus, uri, again, TOKENS, OVERLAP)

@@ -158,7 +158,7 @@ def test_retriever_returns_hits_with_citation_metadata(
     assert top.chunk.heading == "Animals › Night house"
     assert top.chunk.start_line == top.chunk.end_line == 11
     assert top.chunk.sentences and top.chunk.lines
-    assert retriever.version == "pgvector:citeqa_chunks" and retriever.n_chunks == built.count()
+    assert retriever.version.startswith("pgvector:citeqa_chunks@") and retriever.n_chunks == built.count()
 
 
 def test_rarity_equals_the_local_bm25_idf(built: PgvectorChunkStore, embedder: CountingEmbedder, corpus: Path) -> None:
