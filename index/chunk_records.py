@@ -68,3 +68,11 @@ def chunk_from_json(raw: dict[str, Any]) -> Chunk:
     raw = dict(raw)
     raw["sentences"] = [Span(**s) for s in raw.get("sentences", [])]
     return Chunk(**raw)
+
+
+def files_fingerprint(files: dict[str, str]) -> str:
+    """A digest of file records (source -> sha256), independent of their order."""
+    digest = hashlib.sha256()
+    for source, sha in sorted(files.items()):
+        digest.update(f"{source}\0{sha}\n".encode())
+    return digest.hexdigest()[:16]

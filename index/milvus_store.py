@@ -38,6 +38,7 @@ from index.chunk_records import (
     chunk_from_json,
     chunk_id,
     document_frequencies,
+    files_fingerprint,
 )
 from index.chunk_records import int63 as _int63
 from index.chunking import Chunk
@@ -194,17 +195,19 @@ class MilvusChunkStore:
     # -- records ------------------------------------------------------------------------------
 
     def _records(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every files-collection row matching `expr`, page by page."""
+        """Every files-collection row matching `expr`, a batch at a time. An iterator, not offset
+        paging: Milvus refuses a query whose offset + limit passes its result window (16,384 rows
+        by default), which a corpus of more files than that would reach."""
         rows: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = self.client.query(
-                self.files_collection, filter=expr, output_fields=fields, limit=QUERY_PAGE, offset=offset
-            )
-            rows.extend(dict(r) for r in page)
-            if len(page) < QUERY_PAGE:
-                return rows
-            offset += QUERY_PAGE
+        iterator = self.client.query_iterator(
+            self.files_collection, batch_size=QUERY_PAGE, filter=expr, output_fields=fields
+        )
+        try:
+            while page := iterator.next():
+                rows.extend(dict(r) for r in page)
+        finally:
+            iterator.close()
+        return rows
 
     def _record(self, kind: str, source: str, *, part: int = 0, **values: Any) -> dict[str, Any]:
         row = {"id": _int63(kind, source, str(part)), "kind": kind, "source": source, "sha256": "", "n_chunks": 0}
@@ -229,6 +232,13 @@ class MilvusChunkStore:
     def files(self) -> dict[str, str]:
         """source -> sha256 of every file whose chunks are fully stored."""
         return {r["source"]: r["sha256"] for r in self._records('kind == "file"', ["source", "sha256"])}
+
+    def files_digest(self) -> str:
+        """A digest of the stored file records and the build record: it changes exactly when a
+        file is added, changed or removed or the index is rebuilt with other settings (what a
+        running service polls, service/answer/served_lexicon.py)."""
+        meta = json.dumps(self.meta() or {}, sort_keys=True)
+        return files_fingerprint({**self.files(), "\0meta": meta})
 
     def upsert_file(self, source: str, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Replace one file's chunks. The file record goes last: it marks the file complete."""

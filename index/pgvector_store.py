@@ -20,7 +20,8 @@ Three tables:
 
 A file's update (delete its rows, insert the new ones, its df and file records) is one transaction.
 
-Writes, builds and the statistics go through one connection behind a lock; searches take a
+Writes, builds and the statistics go through one connection (writes behind a lock; psycopg runs a
+connection's statements one at a time), reopened if the server drops it; searches take a
 connection from a pool (`psycopg_pool`, `pool_size` connections at most, opened at the first
 search), so the service's worker threads search in parallel instead of queueing on one session.
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import threading
 import time
@@ -51,6 +53,8 @@ import numpy as np
 from index.chunk_records import Stats, StoredHit, chunk_from_json, chunk_id, int63
 from index.chunking import Chunk
 from service.answer.words import content_words
+
+log = logging.getLogger("citeqa.index")
 
 TABLE_DEFAULT = "citeqa_chunks"
 POSTINGS_PER_TERM = 1000
@@ -316,6 +320,46 @@ class PgvectorChunkStore:
         """source -> sha256 of every file whose chunks are fully stored."""
         rows = self.conn.execute(f"SELECT source, sha256 FROM {self.files_table} WHERE kind = 'file'").fetchall()
         return {str(s): str(h) for s, h in rows}
+
+    def files_digest(self) -> str:
+        """A digest of the stored file records and the build record, computed in the server (one
+        short row comes back however many files there are): it changes exactly when a file is
+        added, changed or removed or the index is rebuilt with other settings, which is what a
+        running service polls (service/answer/served_lexicon.py). The
+        connection is reopened if the server dropped it (a restart, an idle kill), so polling
+        outlives that."""
+        import psycopg
+
+        try:
+            return self._files_digest()
+        except psycopg.OperationalError:
+            self._reopen_if_broken()
+            return self._files_digest()
+
+    def _files_digest(self) -> str:
+        row = self.conn.execute(
+            "SELECT count(*) FILTER (WHERE kind = 'file'), coalesce(md5(string_agg(kind || E'\\t' || source || E'\\t' "
+            "|| CASE WHEN kind = 'meta' THEN data::text ELSE sha256 END, E'\\n' ORDER BY kind, source)), '') "
+            f"FROM {self.files_table} WHERE kind IN ('file', 'meta')"
+        ).fetchone()
+        return f"{row[0]}-{row[1][:16]}" if row else "0-"
+
+    def _reopen_if_broken(self) -> None:
+        """Replace the statistics/write connection if a server restart or an idle kill broke it."""
+        import psycopg
+
+        with self._lock:
+            if self._closed or not (self.conn.broken or self.conn.closed):
+                return
+            try:
+                conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout)
+            except psycopg.OperationalError as exc:
+                raise _unreachable(self.dsn, exc) from exc
+            from pgvector.psycopg import register_vector
+
+            register_vector(conn)
+            self.conn = conn
+            log.info("reconnected to PostgreSQL at %s", self.safe_dsn)
 
     def upsert_file(self, source: str, sha256: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Replace one file's chunks, df and file records in one transaction."""

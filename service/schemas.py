@@ -102,11 +102,18 @@ class Health(BaseModel):
     status: Literal["ok", "loading", "failed"]
     detail: str | None = None
     index_version: str | None = Field(
-        default=None, description="The index version being served (the `v-...` folder), once loaded."
+        default=None,
+        description=(
+            "The index version being served, once loaded: the `v-...` folder for FAISS; for Milvus and "
+            "pgvector the collection or table and a digest of its stored files (`pgvector:citeqa_chunks@...`)."
+        ),
     )
     reload_error: str | None = Field(
         default=None,
-        description="Why the newest index version could not be loaded; the version above still serves.",
+        description=(
+            "Why the newest index version (FAISS) or the changed store's statistics (Milvus, pgvector) could "
+            "not be loaded; what was loaded before still serves."
+        ),
     )
 
 

@@ -1,39 +1,35 @@
 """What the engine-backed retrievers (Milvus, pgvector) hold about the stored corpus besides the
 engine itself: word rarity (the local BM25's idf, from the per-file df records), the mean chunk
-length and the chunk count, plus a fingerprint of the file records they were read from.
+length and the chunk count, plus a digest of the file records they were read from.
 
-Why a fingerprint: these stores are updated in place by `citeqa index`, file by file, so there is no
+Why a digest: these stores are updated in place by `citeqa index`, file by file, so there is no
 version folder to watch. Each file's record is written when its chunks are (pgvector: in the same
-transaction; Milvus: last), so the set of (file, sha256) records changes exactly when the stored
-corpus does, including after a build that was killed halfway. The service compares it on a timer
+transaction; Milvus: last), so the file records change exactly when the stored corpus does,
+including after a build that was killed halfway. The service compares the digest on a timer
 (service/api/reload.py `StoreWatcher`) and re-reads the rest only when it changed.
 
 Why one frozen object: a refresh builds a new `Lexicon` completely and puts it in place with one
-assignment, so a request never weighs its query with one build's idf and another build's avgdl.
+assignment, so a search never weighs its query with one build's idf and another build's avgdl.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from index.chunk_records import Stats
+from index.embedder import Embedder
 from service.answer.words import Rarity
 
 
 class LexiconStore(Protocol):
     def stats(self) -> Stats: ...
 
-    def files(self) -> dict[str, str]: ...
+    def files_digest(self) -> str: ...
 
+    def meta(self) -> dict[str, Any] | None: ...
 
-def files_fingerprint(files: dict[str, str]) -> str:
-    """A digest of the stored file records (source and sha256), independent of their order."""
-    digest = hashlib.sha256()
-    for source, sha in sorted(files.items()):
-        digest.update(f"{source}\0{sha}\n".encode())
-    return digest.hexdigest()[:16]
+    def stored_dim(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -46,9 +42,9 @@ class Lexicon:
 
     @classmethod
     def read(cls, store: LexiconStore) -> Lexicon:
-        """The fingerprint is read first: a build that lands in between makes the next poll see a
+        """The digest is read first: a build that lands in between makes the next poll see a
         change and read again, never the other way round."""
-        fingerprint = files_fingerprint(store.files())
+        fingerprint = store.files_digest()
         stats = store.stats()
         idf = stats.idf()
         average_terms = getattr(store, "average_terms", None)
@@ -60,15 +56,34 @@ class LexiconHolder:
     """The part of a served-store retriever that keeps its `Lexicon` current (mixed into both)."""
 
     store: LexiconStore
+    embedder: Embedder
     _lexicon: Lexicon
 
     def refresh(self) -> None:
         """Re-read rarity, avgdl and the chunk count from the store, and swap them in at once."""
-        self._lexicon = Lexicon.read(self.store)
+        self.use(Lexicon.read(self.store))
+
+    def use(self, lexicon: Lexicon) -> None:
+        self._lexicon = lexicon
 
     def changed(self) -> bool:
         """Whether the stored files differ from those the lexicon was read from (one cheap query)."""
-        return files_fingerprint(self.store.files()) != self._lexicon.fingerprint
+        return self.store.files_digest() != self._lexicon.fingerprint
+
+    def incompatible(self) -> str | None:
+        """Why this process cannot serve the store as it is now (it was rebuilt with another
+        embedding model or dimension since start-up), or None. Re-reading rarity would not help
+        then: the queries would still be embedded by the wrong model."""
+        model = (self.store.meta() or {}).get("embedding_model")
+        if model not in (None, self.embedder.name):
+            return (
+                f"the store was rebuilt with embedding model {model!r}; this service embeds queries with "
+                f"{self.embedder.name!r}: set CITEQA_EMBEDDING_MODEL to match and restart it"
+            )
+        dim = self.store.stored_dim()
+        if dim not in (None, self.embedder.dim):
+            return f"the store now holds {dim}-dim vectors, this service's embedder makes {self.embedder.dim}-dim ones"
+        return None
 
     @property
     def rarity(self) -> Rarity:

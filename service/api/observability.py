@@ -78,7 +78,8 @@ class Metrics:
             self.second_looks.labels(outcome)
         self.index_reloads = Counter(
             "citeqa_index_reloads_total",
-            "New index versions seen in CURRENT while serving (service/api/reload.py), by outcome: ok, failed",
+            "New index versions seen in CURRENT while serving, or for Milvus and pgvector changed stored files "
+            "whose statistics were re-read (service/api/reload.py), by outcome: ok, failed",
             ["outcome"],
             registry=self.registry,
         )

@@ -13,8 +13,9 @@ embedding model) is logged, counted and remembered: the old version keeps servin
 attempt waits for `CURRENT` to change again instead of re-reading a broken index every poll.
 
 Milvus and pgvector are updated in place, so there is no version to swap: `StoreWatcher` instead
-asks the retriever whether the stored files changed and, if so, has it re-read word rarity and the
-chunk count (service/answer/served_lexicon.py). Search itself sees every committed file at once.
+compares a digest of the stored file records with the one its statistics were read from and, once
+a change has settled, re-reads word rarity and the chunk count (service/answer/served_lexicon.py).
+Search itself sees every committed file at once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import logging
 
 from index import store
 from service.answer.loading import reload_index
-from service.answer.served_lexicon import LexiconHolder
+from service.answer.served_lexicon import Lexicon, LexiconHolder
 from service.api.state import AppState
 
 log = logging.getLogger(__name__)
@@ -80,33 +81,68 @@ class IndexWatcher:
 
 
 class StoreWatcher:
-    """Polls a Milvus or pgvector store for one app; `check` is one poll (the tests call it too)."""
+    """Polls a Milvus or pgvector store for one app; `check` is one poll (the tests call it too).
+
+    A change is acted on once the digest has held still for one interval: during a build the
+    files change every moment, and re-reading the whole df table on every poll of every replica
+    would load the database for nothing while the corpus is half written."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
+        self.pending: str | None = None  # a new digest seen on the last poll, not yet acted on
+        self.polls = 0
 
     async def check(self) -> bool:
-        """Re-read the store's statistics if its files changed; True when it did. A failure (the
-        engine down) is logged and counted, and the statistics already held keep serving."""
+        """Re-read the store's statistics if its files changed and have settled; True when it did.
+        A failure (the engine down, an empty store, a store rebuilt with another embedding model)
+        is logged, counted and shown in /ready's `reload_error`, and the statistics already held
+        keep serving."""
         current = self.state.answerer
         retriever = current.retriever if current is not None else None
         if not isinstance(retriever, LexiconHolder):  # FAISS: IndexWatcher's business
             return False
+        self.polls += 1
         try:
-            if not await asyncio.to_thread(retriever.changed):
-                return False
-            before = retriever.version
-            await asyncio.to_thread(retriever.refresh)
+            digest = await asyncio.to_thread(retriever.store.files_digest)
         except Exception as exc:
-            self.state.reload_error = f"store statistics: {type(exc).__name__}: {exc}"
-            self.state.metrics.index_reloads.labels("failed").inc()
-            log.error("could not re-read the store's statistics, keeping the previous ones: %s", exc)
+            return self._failed(f"cannot read the store: {type(exc).__name__}: {exc}")
+        if digest == retriever.fingerprint:
+            self.pending = None
+            self._clear()
             return False
-        self.state.reload_error = None
+        if digest != self.pending:  # new, or still changing: look again next interval
+            self.pending = digest
+            return False
+        before = retriever.version
+        try:
+            problem = await asyncio.to_thread(retriever.incompatible)
+            fresh = None if problem else await asyncio.to_thread(Lexicon.read, retriever.store)
+        except Exception as exc:
+            return self._failed(f"cannot read the store: {type(exc).__name__}: {exc}")
+        if problem or fresh is None:
+            return self._failed(problem or "no statistics")
+        if not fresh.n_chunks:
+            return self._failed("the store now holds no documents; the previous statistics stay")
+        retriever.use(fresh)
+        self.pending = None
+        self._clear()
         self.state.metrics.index_reloads.labels("ok").inc()
         self.state.metrics.record_index(retriever.version, retriever.n_chunks)
         log.info("the stored files changed (%s -> %s): %d chunks now", before, retriever.version, retriever.n_chunks)
         return True
+
+    def _failed(self, why: str) -> bool:
+        message = f"store statistics: {why}"
+        if message != self.state.reload_error:  # once per new problem, not every poll
+            self.state.metrics.index_reloads.labels("failed").inc()
+            log.error("%s; the statistics read before keep serving", message)
+        self.state.reload_error = message
+        return False
+
+    def _clear(self) -> None:
+        if self.state.reload_error and self.state.reload_error.startswith("store statistics:"):
+            log.info("store statistics readable again")
+            self.state.reload_error = None
 
     async def run(self, interval: float) -> None:
         while True:

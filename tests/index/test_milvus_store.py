@@ -155,7 +155,8 @@ def test_the_retriever_sees_when_the_stored_files_change_and_re_reads_rarity(
     assert retriever.rarity["funicular"] == pytest.approx(local["funicular"], rel=1e-12)
     (corpus / "lift.txt").unlink()
     build_milvus(corpus, uri, CountingEmbedder(), TOKENS, OVERLAP, store=built)
-    assert retriever.changed()  # a deleted file changes the fingerprint too
+    assert retriever.changed()  # a deleted file changes the digest too
+    assert built.files_digest() == before.split("@")[1]  # the files are those of the start again
 
 
 def test_unchanged_corpus_embeds_nothing(built: MilvusChunkStore, corpus: Path, uri: str) -> None:

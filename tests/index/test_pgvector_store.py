@@ -171,6 +171,22 @@ def test_rarity_equals_the_local_bm25_idf(built: PgvectorChunkStore, embedder: C
     assert built.stats().n_chunks == len(chunks) == built.count()
 
 
+def test_the_files_digest_follows_the_files_and_outlives_a_dropped_connection(
+    built: PgvectorChunkStore, corpus: Path, dsn: str, pg_server: PostgresServer
+) -> None:
+    import psycopg
+
+    digest = built.files_digest()
+    assert built.files_digest() == digest and digest.startswith(f"{len(DOCS)}-")
+    with psycopg.connect(dsn, autocommit=True) as admin:  # what a server restart does to the session
+        admin.execute("SELECT pg_terminate_backend(%s)", (built.conn.info.backend_pid,))
+    assert built.files_digest() == digest  # reconnected, same answer
+    (corpus / "trains.txt").write_text("The funicular Brakkenlift climbs the hill every twenty minutes.\n")
+    build_pgvector(corpus, dsn, CountingEmbedder(), TOKENS, OVERLAP)
+    changed = built.files_digest()
+    assert changed != digest and changed.startswith(f"{len(DOCS)}-")  # same files, one new sha256
+
+
 def test_unchanged_corpus_embeds_nothing(built: PgvectorChunkStore, corpus: Path, dsn: str) -> None:
     again = CountingEmbedder()
     report = build_pgvector(corpus, dsn, again, TOKENS, OVERLAP)
