@@ -56,8 +56,9 @@ def _build(
     report = BuildReport()
     docs = read_documents(corpus_dir, report)
     wanted = wanted_meta(embedder, chunk_tokens, chunk_overlap)
-    # The graph's shape is part of what the index was built with; ef_search is only a query knob.
-    wanted.update(hnsw_m=store.m, hnsw_ef_construction=store.ef_construction)
+    # The dense index's kind and shape are part of what it was built with (another one means a
+    # rebuild); ef_search and probes are only query knobs.
+    wanted.update(store.index_shape())
 
     stored_meta = store.meta()
     report.rebuild_reason = rebuild_reason(stored_meta, wanted, force, store.exists(), "tables")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -62,6 +63,21 @@ REFERENCE_DL = 60.0  # the chunk length `sel` is computed at (the order of posti
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 300  # recall@10 0.990 at 100k (80: 0.887, 200: 0.962), SQL time unchanged: docs/scaling.md
+VECTOR_INDEXES = ("hnsw", "ivfflat")
+ROWS_PER_LIST = 1000  # IVFFlat: pgvector's advice, lists = rows / 1000 (up to 1M rows)
+
+
+def ivfflat_lists(rows: int) -> int:
+    """IVFFlat cells for a table of `rows`: rows / 1000 up to 1M rows, sqrt(rows) above (pgvector's
+    advice); one cell, an exact scan, for a small corpus."""
+    return max(1, rows // ROWS_PER_LIST if rows <= 1_000_000 else int(math.sqrt(rows)))
+
+
+def ivfflat_probes(lists: int) -> int:
+    """Cells a search scans by default: 2·sqrt(lists) (64 of 1,000 at 1M rows: docs/scaling.md)."""
+    return min(lists, max(1, round(2 * math.sqrt(lists))))
+
+
 K1, B = 1.2, 0.75
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -96,6 +112,8 @@ class PgvectorChunkStore:
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
         ef_search: int = EF_SEARCH,
+        vector_index: str = "hnsw",
+        probes: int = 0,
         connect_timeout: float = 10.0,
         pool_size: int = 4,
     ) -> None:
@@ -109,6 +127,10 @@ class PgvectorChunkStore:
         self.postings_table = f"{table}_postings"
         self.dim = dim
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        if vector_index not in VECTOR_INDEXES:
+            raise ValueError(f"vector index {vector_index!r}: one of {', '.join(VECTOR_INDEXES)}")
+        self.vector_index = vector_index
+        self.probes = int(probes)  # IVFFlat cells scanned per search; 0: ivfflat_probes(lists)
         self._lock = threading.Lock()  # the write connection, shared by the service's worker threads
         self.connect_timeout = max(1, int(connect_timeout))
         self.pool_size = max(1, int(pool_size))
@@ -122,6 +144,7 @@ class PgvectorChunkStore:
         self._vector_ready()
         meta = self.meta() or {}
         self.set_ef_search(int(meta.get("ef_search", ef_search)))
+        self.built_index, self.lists = self._dense_index()
 
     @property
     def safe_dsn(self) -> str:
@@ -187,6 +210,34 @@ class PgvectorChunkStore:
         """psycopg_pool's counters for the search pool ({} before the first search)."""
         with self._pool_lock:
             return dict(self._pool.get_stats()) if self._pool is not None else {}
+
+    def _dense_index(self) -> tuple[str, int]:
+        """The dense index as PostgreSQL holds it: its access method and, for IVFFlat, its cells.
+        Read from the catalogue, not the build record, so a service searches the index that is there
+        (whatever it was started with) and an incremental build keeps the cells the first one chose."""
+        row = self.conn.execute(
+            "SELECT am.amname, c.reloptions FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+            "WHERE c.oid = to_regclass(%s)",
+            (f"{self.table}_dense",),
+        ).fetchone()
+        if row is None:
+            return "hnsw", 0
+        options = dict(o.split("=", 1) for o in (row[1] or []))
+        return str(row[0]), int(options.get("lists", 0))
+
+    def _search_settings(self) -> str:
+        """The SET statement for the dense leg's recall knob, run before each search."""
+        if self.built_index == "ivfflat":
+            probes = self.probes or ivfflat_probes(self.lists or 1)
+            return f"SET ivfflat.probes = {int(probes)}"
+        return f"SET hnsw.ef_search = {int(self.ef_search)}"
+
+    def index_shape(self) -> dict[str, Any]:
+        """What the dense index is built with (the build record's part of it: another shape means
+        a rebuild). HNSW keeps the keys it always had, so an existing HNSW table is not rebuilt."""
+        if self.vector_index == "ivfflat":
+            return {"hnsw_m": None, "hnsw_ef_construction": None, "vector_index": "ivfflat"}
+        return {"hnsw_m": self.m, "hnsw_ef_construction": self.ef_construction}
 
     def set_ef_search(self, ef_search: int) -> None:
         """HNSW's candidate list at query time for this session (recall up, latency up)."""
@@ -266,22 +317,31 @@ class PgvectorChunkStore:
             )
 
     def build_indexes(self, maintenance_work_mem: str = "1GB") -> None:
-        """The postings b-trees and the HNSW (dense) index, where missing. A rebuild loads the rows first
-        and builds these once at the end: several times quicker than growing them one insert at a
-        time. Later incremental updates go into the existing indexes."""
+        """The postings b-trees and the dense index (HNSW, or IVFFlat with rows/1000 cells), where
+        missing. A rebuild loads the rows first and builds these once at the end: several times
+        quicker than growing them one insert at a time. Later incremental updates go into the
+        existing indexes (IVFFlat keeps the cells it was built with)."""
         with self._lock:
             self.conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
             self.conn.execute("SET max_parallel_maintenance_workers = 2")
             p = self.postings_table
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {p}_term ON {p} (term, sel DESC) INCLUDE (chunk, tf, dl)")
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {p}_file ON {p} (file)")
-            self.conn.execute(
-                f"CREATE INDEX IF NOT EXISTS {self.table}_dense ON {self.table} USING hnsw "
-                f"(dense vector_cosine_ops) WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)})"
-            )
+            if self.vector_index == "ivfflat":
+                # The cells are chosen from the rows loaded now; an existing index keeps its own.
+                self.conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self.table}_dense ON {self.table} USING ivfflat "
+                    f"(dense vector_cosine_ops) WITH (lists = {ivfflat_lists(self.count())})"
+                )
+            else:
+                self.conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self.table}_dense ON {self.table} USING hnsw "
+                    f"(dense vector_cosine_ops) WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)})"
+                )
             # VACUUM sets the visibility map, so the postings are read by index-only scans.
             self.conn.execute(f"VACUUM ANALYZE {self.table}")
             self.conn.execute(f"VACUUM ANALYZE {p}")
+            self.built_index, self.lists = self._dense_index()
 
     def drop(self) -> None:
         with self._lock, self.conn.transaction():
@@ -427,7 +487,10 @@ class PgvectorChunkStore:
             self._delete(source)
 
     def stats(self) -> Stats:
-        """Total chunks and the df table summed over the stored files."""
+        """Total chunks and the df table summed over the stored files. Read again whenever the stored
+        files change, so it also re-reads the dense index's kind and cells (a rebuild may have
+        replaced them under a running service)."""
+        self.built_index, self.lists = self._dense_index()
         n = self.conn.execute(f"SELECT coalesce(sum(n_chunks), 0) FROM {self.files_table} WHERE kind = 'file'")
         df: Counter[str] = Counter()
         rows = self.conn.execute(
@@ -524,7 +587,7 @@ class PgvectorChunkStore:
         """
         try:
             with pool.connection() as conn:
-                conn.execute(f"SET hnsw.ef_search = {int(self.ef_search)}")
+                conn.execute(self._search_settings())
                 rows = conn.execute(sql, params).fetchall()
         except PoolTimeout as exc:
             raise PgvectorStoreError(

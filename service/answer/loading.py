@@ -85,7 +85,12 @@ def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
 
         try:
             return PgvectorRetriever(
-                PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim, pool_size=settings.pgvector_pool_size),
+                PgvectorChunkStore(
+                    settings.pgvector_dsn,
+                    dim=embedder.dim,
+                    pool_size=settings.pgvector_pool_size,
+                    probes=settings.pgvector_probes,
+                ),
                 embedder,
                 rrf_k=settings.rrf_k,
             )

@@ -16,7 +16,13 @@ pytest.importorskip("pgvector", reason="pgvector is not installed (pip install p
 
 from index.embedder import HashingEmbedder
 from index.pgvector_build import build_pgvector
-from index.pgvector_store import DimensionMismatchError, PgvectorChunkStore, PgvectorStoreError
+from index.pgvector_store import (
+    DimensionMismatchError,
+    PgvectorChunkStore,
+    PgvectorStoreError,
+    ivfflat_lists,
+    ivfflat_probes,
+)
 from service.answer.pgvector_retriever import PgvectorRetriever
 from service.answer.retrieval import BM25
 from service.answer.words import content_words
@@ -82,6 +88,41 @@ def test_the_hnsw_index_and_ef_search_are_in_place(built: PgvectorChunkStore) ->
     assert any("(term, sel DESC)" in d for d in postings), postings
     assert (built.meta() or {})["ef_search"] == built.ef_search
     assert built.conn.execute("SHOW hnsw.ef_search").fetchone() == (str(built.ef_search),)
+
+
+def test_ivfflat_is_built_on_request_and_switching_kind_rebuilds(
+    built: PgvectorChunkStore, corpus: Path, dsn: str, embedder: CountingEmbedder
+) -> None:
+    """An IVFFlat store reads its kind and cells from the catalogue (whatever it was started with),
+    scans the probes asked for, and finds what the HNSW store found; going back is a rebuild."""
+    assert built.built_index == "hnsw" and built.index_shape()["hnsw_m"] == built.m
+    ivf = PgvectorChunkStore(dsn, dim=embedder.dim, vector_index="ivfflat")
+    report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf)
+    assert report.rebuild_reason and "vector_index" in report.rebuild_reason
+    defs = [r[0] for r in ivf.conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (ivf.table,))]
+    assert any("ivfflat" in d and "lists='1'" in d for d in defs), defs  # a few dozen rows: one cell
+    reader = PgvectorChunkStore(dsn, dim=embedder.dim, probes=3)  # a service started with defaults
+    try:
+        assert (reader.built_index, reader.lists) == ("ivfflat", 1)
+        vector = embedder.encode_query("Quoxaldrin")
+        assert "Quoxaldrin" in reader.hybrid_search(vector, "Quoxaldrin", k=3)[0].chunk.text
+        with reader._search_pool().connection() as conn:
+            assert conn.execute("SHOW ivfflat.probes").fetchone() == ("3",)
+        assert build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf).rebuild_reason is None
+        back = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP)
+        assert back.rebuild_reason and "hnsw_m changed (None -> 16)" in back.rebuild_reason
+        reader.stats()  # what a running service does when the stored files change
+        assert reader.built_index == "hnsw"
+    finally:
+        reader.close()
+        ivf.close()
+    with pytest.raises(ValueError, match="one of hnsw, ivfflat"):
+        PgvectorChunkStore(dsn, dim=embedder.dim, vector_index="flat")
+
+
+def test_ivfflat_cells_follow_pgvector_advice() -> None:
+    assert [ivfflat_lists(n) for n in (10, 999, 100_000, 1_000_000, 4_000_000)] == [1, 1, 100, 1000, 2000]
+    assert [ivfflat_probes(n) for n in (1, 100, 1000)] == [1, 20, 63]
 
 
 def test_a_search_does_not_wait_for_a_busy_session(
