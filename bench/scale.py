@@ -285,14 +285,13 @@ def bench_pgvector(
     from service.answer.pgvector_retriever import PgvectorRetriever
 
     chunks, vectors, _ = syn.make(n)
-    kind = hnsw.get("index", "hnsw")
     store = PgvectorChunkStore(
         dsn,
         table=f"scale_{n}",
         dim=vectors.shape[1],
         m=hnsw["m"],
         ef_construction=hnsw["ef_construction"],
-        vector_index=kind,
+        vector_index=hnsw.get("index", "auto"),
         probes=hnsw.get("probes", 0),
     )
     store.reset()
@@ -309,6 +308,7 @@ def bench_pgvector(
     t1 = time.perf_counter()
     store.build_indexes(hnsw.get("maintenance_work_mem", "1GB"))
     t2 = time.perf_counter()
+    kind = store.built_index  # what `auto` chose for this many rows, or the kind asked for
     store.set_meta({"ef_search": hnsw["ef_search"]})
     retriever = PgvectorRetriever(store, syn.runner.embedder)
     qv = np.stack([syn.runner.embedder.encode_query(q) for q in queries]).astype(np.float32)
@@ -461,7 +461,9 @@ def main() -> None:
     parser.add_argument(
         "--hnsw-sweep", default="", help="more ef_search (or probes) values to report SQL latency and recall at"
     )
-    parser.add_argument("--pgvector-index", choices=["hnsw", "ivfflat"], default="hnsw", help="pgvector's dense index")
+    parser.add_argument(
+        "--pgvector-index", choices=["auto", "hnsw", "ivfflat"], default="auto", help="pgvector's dense index"
+    )
     parser.add_argument("--probes", type=int, default=0, help="IVFFlat cells a search scans (0: 2·sqrt(lists))")
     parser.add_argument("--stores", default="faiss,milvus,pgvector", help="which stores to time, comma-separated")
     args = parser.parse_args()

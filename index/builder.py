@@ -35,6 +35,7 @@ class BuildReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     rebuild_reason: str | None = None
+    dense_index_change: str | None = None  # pgvector: the dense index was replaced to suit the table
     n_chunks: int = 0
     n_embedded: int = 0
     written: bool = False

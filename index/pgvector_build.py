@@ -56,8 +56,9 @@ def _build(
     report = BuildReport()
     docs = read_documents(corpus_dir, report)
     wanted = wanted_meta(embedder, chunk_tokens, chunk_overlap)
-    # The dense index's kind and shape are part of what it was built with (another one means a
-    # rebuild); ef_search and probes are only query knobs.
+    # The HNSW graph's shape is part of what the index was built with; its kind (HNSW or IVFFlat)
+    # and cells are re-chosen by build_indexes from the stored vectors, and ef_search and probes are
+    # only query knobs.
     wanted.update(store.index_shape())
 
     stored_meta = store.meta()
@@ -69,11 +70,13 @@ def _build(
     else:
         store.ensure()  # raises DimensionMismatchError for a table of another dim
         stored = store.files()
-    store.set_meta({**wanted, "ef_search": (stored_meta or {}).get("ef_search", store.ef_search)})
+    kept = {k: v for k, v in (stored_meta or {}).items() if k in ("ef_search", "dense_index")}
+    store.set_meta({"ef_search": store.ef_search, **kept, **wanted})
 
     fresh = sort_changes(docs, stored, report)
     write_changes(store, fresh, report, embedder, chunk_tokens, chunk_overlap, progress)
-    store.build_indexes()  # no-ops when they exist (incremental rows went into them)
+    # No-ops when they exist and suit the table (incremental rows went into them).
+    report.dense_index_change = store.build_indexes()
     report.n_chunks = store.stats().n_chunks
     report.seconds = time.perf_counter() - started
     return report

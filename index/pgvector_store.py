@@ -63,14 +63,17 @@ REFERENCE_DL = 60.0  # the chunk length `sel` is computed at (the order of posti
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 300  # recall@10 0.990 at 100k (80: 0.887, 200: 0.962), SQL time unchanged: docs/scaling.md
-VECTOR_INDEXES = ("hnsw", "ivfflat")
+VECTOR_INDEXES = ("auto", "hnsw", "ivfflat")
 ROWS_PER_LIST = 1000  # IVFFlat: pgvector's advice, lists = rows / 1000 (up to 1M rows)
+# `auto` builds IVFFlat from this many rows (HNSW below): at 100k chunks HNSW is the faster of the
+# two at the same recall, at 1M only IVFFlat keeps recall@10 above 0.95 (docs/scaling.md).
+IVFFLAT_FROM_ROWS = 300_000
 
 
-def ivfflat_lists(rows: int) -> int:
+def ivfflat_lists(rows: int, rows_per_list: int = ROWS_PER_LIST) -> int:
     """IVFFlat cells for a table of `rows`: rows / 1000 up to 1M rows, sqrt(rows) above (pgvector's
     advice); one cell, an exact scan, for a small corpus."""
-    return max(1, rows // ROWS_PER_LIST if rows <= 1_000_000 else int(math.sqrt(rows)))
+    return max(1, rows // rows_per_list if rows <= 1_000_000 else int(math.sqrt(rows)))
 
 
 def ivfflat_probes(lists: int) -> int:
@@ -112,8 +115,10 @@ class PgvectorChunkStore:
         m: int = HNSW_M,
         ef_construction: int = HNSW_EF_CONSTRUCTION,
         ef_search: int = EF_SEARCH,
-        vector_index: str = "hnsw",
+        vector_index: str = "auto",
         probes: int = 0,
+        ivfflat_from_rows: int = IVFFLAT_FROM_ROWS,
+        rows_per_list: int = ROWS_PER_LIST,
         connect_timeout: float = 10.0,
         pool_size: int = 4,
     ) -> None:
@@ -131,6 +136,7 @@ class PgvectorChunkStore:
             raise ValueError(f"vector index {vector_index!r}: one of {', '.join(VECTOR_INDEXES)}")
         self.vector_index = vector_index
         self.probes = int(probes)  # IVFFlat cells scanned per search; 0: ivfflat_probes(lists)
+        self.ivfflat_from_rows, self.rows_per_list = int(ivfflat_from_rows), max(1, int(rows_per_list))
         self._lock = threading.Lock()  # the write connection, shared by the service's worker threads
         self.connect_timeout = max(1, int(connect_timeout))
         self.pool_size = max(1, int(pool_size))
@@ -211,32 +217,58 @@ class PgvectorChunkStore:
         with self._pool_lock:
             return dict(self._pool.get_stats()) if self._pool is not None else {}
 
-    def _dense_index(self) -> tuple[str, int]:
-        """The dense index as PostgreSQL holds it: its access method and, for IVFFlat, its cells.
-        Read from the catalogue, not the build record, so a service searches the index that is there
-        (whatever it was started with) and an incremental build keeps the cells the first one chose."""
+    def _dense_index(self, name: str | None = None) -> tuple[str, int]:
+        """The dense index as PostgreSQL holds it: its access method ("" when there is none) and,
+        for IVFFlat, its cells. Read from the catalogue, not the build record, so a service searches
+        with the knob of the index that is there, whatever it was started with."""
         row = self.conn.execute(
             "SELECT am.amname, c.reloptions FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
             "WHERE c.oid = to_regclass(%s)",
-            (f"{self.table}_dense",),
+            (name or f"{self.table}_dense",),
         ).fetchone()
         if row is None:
-            return "hnsw", 0
+            return "", 0
         options = dict(o.split("=", 1) for o in (row[1] or []))
         return str(row[0]), int(options.get("lists", 0))
 
+    def dense_plan(self, rows: int, current: tuple[str, int] = ("", 0)) -> tuple[str, int]:
+        """The dense index a table of `rows` should have, given the one it has: (kind, IVFFlat cells).
+        `auto` turns to IVFFlat at `ivfflat_from_rows` and back to HNSW only below half of it, and
+        IVFFlat's cells are re-chosen only once the rows/1000 rule is 2x off, so a build that adds
+        or removes a few files never rebuilds the index."""
+        kind, lists = current
+        wanted = self.vector_index
+        if wanted == "auto":
+            back = kind == "ivfflat" and rows >= self.ivfflat_from_rows // 2
+            wanted = "ivfflat" if rows >= self.ivfflat_from_rows or back else "hnsw"
+        if wanted == "hnsw":
+            return "hnsw", 0
+        target = ivfflat_lists(rows, self.rows_per_list)
+        if kind == "ivfflat" and lists > 0 and lists / 2 < target < lists * 2:
+            return "ivfflat", lists
+        return "ivfflat", target
+
+    def _dense_sql(self, name: str, kind: str, lists: int, concurrently: bool) -> str:
+        if kind == "ivfflat":
+            how = f"ivfflat (dense vector_cosine_ops) WITH (lists = {int(lists)})"
+        else:
+            shape = f"m = {int(self.m)}, ef_construction = {int(self.ef_construction)}"
+            how = f"hnsw (dense vector_cosine_ops) WITH ({shape})"
+        return f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}{name} ON {self.table} USING {how}"
+
     def _search_settings(self) -> str:
-        """The SET statement for the dense leg's recall knob, run before each search."""
-        if self.built_index == "ivfflat":
-            probes = self.probes or ivfflat_probes(self.lists or 1)
-            return f"SET ivfflat.probes = {int(probes)}"
-        return f"SET hnsw.ef_search = {int(self.ef_search)}"
+        """Both dense knobs, set before each search: whichever index the table holds (a build may
+        have swapped one for the other since this service last looked) is searched with its own."""
+        probes = self.probes or ivfflat_probes(self.lists or 1)
+        return (
+            f"SELECT set_config('hnsw.ef_search', '{int(self.ef_search)}', false), "
+            f"set_config('ivfflat.probes', '{int(probes)}', false)"
+        )
 
     def index_shape(self) -> dict[str, Any]:
-        """What the dense index is built with (the build record's part of it: another shape means
-        a rebuild). HNSW keeps the keys it always had, so an existing HNSW table is not rebuilt."""
-        if self.vector_index == "ivfflat":
-            return {"hnsw_m": None, "hnsw_ef_construction": None, "vector_index": "ivfflat"}
+        """What the build record holds of the dense index: another graph shape means a rebuild. The
+        kind (HNSW or IVFFlat) and IVFFlat's cells are not in it: `build_indexes` rebuilds the
+        dense index from the stored vectors when they should change, with nothing re-embedded."""
         return {"hnsw_m": self.m, "hnsw_ef_construction": self.ef_construction}
 
     def set_ef_search(self, ef_search: int) -> None:
@@ -316,32 +348,57 @@ class PgvectorChunkStore:
                 "data jsonb NOT NULL DEFAULT '{}', PRIMARY KEY (kind, source))"
             )
 
-    def build_indexes(self, maintenance_work_mem: str = "1GB") -> None:
-        """The postings b-trees and the dense index (HNSW, or IVFFlat with rows/1000 cells), where
-        missing. A rebuild loads the rows first and builds these once at the end: several times
-        quicker than growing them one insert at a time. Later incremental updates go into the
-        existing indexes (IVFFlat keeps the cells it was built with)."""
+    def build_indexes(self, maintenance_work_mem: str = "1GB") -> str | None:
+        """The postings b-trees and the dense index (`dense_plan`: HNSW, or IVFFlat with rows/1000
+        cells), where missing. A rebuild loads the rows first and builds these once at the end:
+        several times quicker than growing them one insert at a time. Later incremental updates go
+        into the existing indexes, unless the table has grown or shrunk past what its dense index
+        suits: then a new one is built beside it (CONCURRENTLY, so searches and writes go on) and
+        swapped in. Returns what changed in the dense index, or None."""
         with self._lock:
             self.conn.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
             self.conn.execute("SET max_parallel_maintenance_workers = 2")
             p = self.postings_table
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {p}_term ON {p} (term, sel DESC) INCLUDE (chunk, tf, dl)")
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {p}_file ON {p} (file)")
-            if self.vector_index == "ivfflat":
-                # The cells are chosen from the rows loaded now; an existing index keeps its own.
-                self.conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {self.table}_dense ON {self.table} USING ivfflat "
-                    f"(dense vector_cosine_ops) WITH (lists = {ivfflat_lists(self.count())})"
-                )
-            else:
-                self.conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {self.table}_dense ON {self.table} USING hnsw "
-                    f"(dense vector_cosine_ops) WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)})"
-                )
+            changed = self._reconcile_dense(self.count())
             # VACUUM sets the visibility map, so the postings are read by index-only scans.
             self.conn.execute(f"VACUUM ANALYZE {self.table}")
             self.conn.execute(f"VACUUM ANALYZE {p}")
             self.built_index, self.lists = self._dense_index()
+            # In the build record too, so a running service's watcher sees a swap and re-reads the
+            # index's kind and cells (stats()).
+            self.conn.execute(
+                f"UPDATE {self.files_table} SET data = data || %s::jsonb WHERE kind = 'meta' AND source = ''",
+                (json.dumps({"dense_index": self.dense_label()}),),
+            )
+            return changed
+
+    def dense_label(self) -> str:
+        """The dense index there now, as the build record and `citeqa index` name it."""
+        return f"ivfflat {self.lists}" if self.built_index == "ivfflat" else self.built_index
+
+    def _reconcile_dense(self, rows: int) -> str | None:
+        """Create the dense index, or replace it with the one `dense_plan` asks for (under the write
+        lock)."""
+        name, spare = f"{self.table}_dense", f"{self.table}_dense_next"
+        self.conn.execute(f"DROP INDEX IF EXISTS {spare}")  # left by a build that was interrupted
+        current = self._dense_index()
+        kind, lists = self.dense_plan(rows, current)
+        shape = f"IVFFlat with {lists} cells" if kind == "ivfflat" else "HNSW"
+        if not current[0]:
+            log.info("building the dense index of %s over %d rows: %s", self.table, rows, shape)
+            self.conn.execute(self._dense_sql(name, kind, lists, concurrently=False))
+            return None  # a first build: nothing was replaced
+        if (kind, lists) == current:
+            return None
+        was = f"IVFFlat with {current[1]} cells" if current[0] == "ivfflat" else current[0].upper()
+        log.info("%s has %d rows: replacing its dense index (%s) with %s", self.table, rows, was, shape)
+        self.conn.execute(self._dense_sql(spare, kind, lists, concurrently=True))
+        with self.conn.transaction():
+            self.conn.execute(f"DROP INDEX {name}")
+            self.conn.execute(f"ALTER INDEX {spare} RENAME TO {name}")
+        return f"dense index {was} -> {shape} ({rows} rows)"
 
     def drop(self) -> None:
         with self._lock, self.conn.transaction():

@@ -84,6 +84,8 @@ def _print_report(report: BuildReport) -> None:
         print(f"skipped {skipped.source}: {skipped.reason}", file=sys.stderr)
     if report.rebuild_reason:
         print(f"rebuilt from scratch: {report.rebuild_reason}", file=sys.stderr)
+    if report.dense_index_change:
+        print(f"rebuilt the {report.dense_index_change}, from the stored vectors", file=sys.stderr)
     print(
         f"{'updated' if report.written else 'up to date'}: {report.n_chunks} chunks; "
         f"added {len(report.added)}, changed {len(report.updated)}, removed {len(report.removed)}, "

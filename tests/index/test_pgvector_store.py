@@ -90,34 +90,69 @@ def test_the_hnsw_index_and_ef_search_are_in_place(built: PgvectorChunkStore) ->
     assert built.conn.execute("SHOW hnsw.ef_search").fetchone() == (str(built.ef_search),)
 
 
-def test_ivfflat_is_built_on_request_and_switching_kind_rebuilds(
+def test_another_kind_of_dense_index_is_rebuilt_from_the_stored_vectors(
     built: PgvectorChunkStore, corpus: Path, dsn: str, embedder: CountingEmbedder
 ) -> None:
-    """An IVFFlat store reads its kind and cells from the catalogue (whatever it was started with),
-    scans the probes asked for, and finds what the HNSW store found; going back is a rebuild."""
-    assert built.built_index == "hnsw" and built.index_shape()["hnsw_m"] == built.m
+    """Asking for IVFFlat replaces the HNSW index without re-embedding anything; a service started
+    with defaults reads the kind and cells from the catalogue and scans the probes asked for; a
+    running one re-reads them when the stored files' records change (stats()), and going back
+    swaps again."""
+    assert built.built_index == "hnsw" and built.dense_label() == "hnsw"
+    reader = PgvectorChunkStore(dsn, dim=embedder.dim, probes=3)  # a running service
+    vector = embedder.encode_query("Quoxaldrin")
     ivf = PgvectorChunkStore(dsn, dim=embedder.dim, vector_index="ivfflat")
-    report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf)
-    assert report.rebuild_reason and "vector_index" in report.rebuild_reason
-    defs = [r[0] for r in ivf.conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (ivf.table,))]
-    assert any("ivfflat" in d and "lists='1'" in d for d in defs), defs  # a few dozen rows: one cell
-    reader = PgvectorChunkStore(dsn, dim=embedder.dim, probes=3)  # a service started with defaults
     try:
+        assert reader.hybrid_search(vector, "Quoxaldrin", k=3)  # its pool is open before the swap
+        digest = reader.files_digest()
+        report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf)
+        assert report.rebuild_reason is None and report.n_embedded == 0
+        assert report.dense_index_change == f"dense index HNSW -> IVFFlat with 1 cells ({built.count()} rows)"
+        defs = [r[0] for r in ivf.conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", (ivf.table,))]
+        assert sum("_dense" in d for d in defs) == 1 and any("ivfflat" in d and "lists='1'" in d for d in defs), defs
+        assert reader.files_digest() != digest  # what the StoreWatcher polls
+        reader.stats()
         assert (reader.built_index, reader.lists) == ("ivfflat", 1)
-        vector = embedder.encode_query("Quoxaldrin")
         assert "Quoxaldrin" in reader.hybrid_search(vector, "Quoxaldrin", k=3)[0].chunk.text
         with reader._search_pool().connection() as conn:
             assert conn.execute("SHOW ivfflat.probes").fetchone() == ("3",)
-        assert build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf).rebuild_reason is None
-        back = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP)
-        assert back.rebuild_reason and "hnsw_m changed (None -> 16)" in back.rebuild_reason
-        reader.stats()  # what a running service does when the stored files change
-        assert reader.built_index == "hnsw"
+        again = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf)
+        assert again.dense_index_change is None and again.n_embedded == 0
+        back = build_pgvector(
+            corpus, dsn, embedder, TOKENS, OVERLAP, store=PgvectorChunkStore(dsn, vector_index="hnsw", dim=embedder.dim)
+        )
+        assert back.dense_index_change and back.dense_index_change.endswith(f"-> HNSW ({built.count()} rows)")
+        reader.stats()
+        assert reader.built_index == "hnsw" and (reader.meta() or {})["dense_index"] == "hnsw"
     finally:
         reader.close()
         ivf.close()
-    with pytest.raises(ValueError, match="one of hnsw, ivfflat"):
+    with pytest.raises(ValueError, match="one of auto, hnsw, ivfflat"):
         PgvectorChunkStore(dsn, dim=embedder.dim, vector_index="flat")
+
+
+def test_auto_follows_the_table_size(
+    built: PgvectorChunkStore, corpus: Path, dsn: str, embedder: CountingEmbedder
+) -> None:
+    """`auto` builds IVFFlat once the table reaches `ivfflat_from_rows`, re-chooses its cells only
+    when rows/cell is 2x off, and goes back to HNSW below half the threshold."""
+    rows = built.count()
+    auto = PgvectorChunkStore(dsn, dim=embedder.dim, ivfflat_from_rows=rows, rows_per_list=2)
+    try:
+        assert auto.dense_plan(rows - 1, ("hnsw", 0)) == ("hnsw", 0)
+        assert auto.dense_plan(rows, ("hnsw", 0)) == ("ivfflat", rows // 2)
+        assert auto.dense_plan(rows, ("ivfflat", rows // 2 + 1)) == ("ivfflat", rows // 2 + 1)  # within 2x: kept
+        assert auto.dense_plan(rows * 3, ("ivfflat", rows // 2)) == ("ivfflat", rows * 3 // 2)
+        assert auto.dense_plan(rows // 2, ("ivfflat", rows // 4)) == ("ivfflat", rows // 4)  # hysteresis
+        assert auto.dense_plan(rows // 2 - 1, ("ivfflat", rows // 4)) == ("hnsw", 0)
+        report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=auto)
+        assert report.n_embedded == 0 and report.dense_index_change
+        assert (auto.built_index, auto.lists) == ("ivfflat", rows // 2)
+        for name in sorted(DOCS)[1:]:  # most of the corpus goes
+            (corpus / name).unlink()
+        report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=auto)
+        assert auto.count() < rows // 2 and auto.built_index == "hnsw", report.dense_index_change
+    finally:
+        auto.close()
 
 
 def test_ivfflat_cells_follow_pgvector_advice() -> None:
