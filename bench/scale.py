@@ -276,8 +276,9 @@ def bench_pgvector(
     syn: Synthetic, n: int, queries: list[str], dsn: str, hnsw: dict[str, Any]
 ) -> dict[str, float | str]:
     """The pgvector store loaded file by file (1,000 chunks a file, as the builder writes them),
-    then its GIN and HNSW indexes built once; recall@10 is the HNSW leg's top 10 (at the chosen
-    ef_search) against an exact scan of the same vectors."""
+    then its postings b-trees and dense index (HNSW or IVFFlat) built once; recall@10 is the dense
+    leg's top 10 (at the chosen ef_search or probes) against an exact scan of the same vectors. The
+    whole retrieve is timed after the sweep, on warm buffers."""
     import numpy as np
 
     from index.chunk_records import chunk_id

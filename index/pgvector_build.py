@@ -2,8 +2,9 @@
 changed files, drop deleted ones, rebuild when the settings changed) with PostgreSQL as the store.
 
 Each file's update is one transaction, so a build killed halfway leaves every file either old or
-new, and the next build finishes the rest. A rebuild loads every row first and builds the HNSW
-index once at the end. A build holds the table's advisory lock (`PgvectorChunkStore.build_lock`), so a
+new, and the next build finishes the rest. A rebuild loads every row first and builds the dense
+index once at the end; any build ends by re-choosing it for the table's size (from the stored
+vectors). A build holds the table's advisory lock (`PgvectorChunkStore.build_lock`), so a
 second `citeqa index` on the same table waits for the first instead of interleaving with it.
 """
 
@@ -70,7 +71,10 @@ def _build(
     else:
         store.ensure()  # raises DimensionMismatchError for a table of another dim
         stored = store.files()
-    kept = {k: v for k, v in (stored_meta or {}).items() if k in ("ef_search", "dense_index")}
+    # ef_search is the operator's; the dense index's name is kept only while the index is (after a
+    # reset the new one is recorded once built, so a running service's watcher notices it then).
+    keep = ("ef_search",) if report.rebuild_reason else ("ef_search", "dense_index")
+    kept = {k: v for k, v in (stored_meta or {}).items() if k in keep}
     store.set_meta({"ef_search": store.ef_search, **kept, **wanted})
 
     fresh = sort_changes(docs, stored, report)

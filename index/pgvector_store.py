@@ -1,4 +1,5 @@
-"""Chunks in PostgreSQL with pgvector: an HNSW index on the dense vectors, a BM25 postings table
+"""Chunks in PostgreSQL with pgvector: an HNSW or IVFFlat index on the dense vectors (`auto`: HNSW
+below 150k rows, IVFFlat from there, re-chosen at the end of every build), a BM25 postings table
 for the lexical leg, the citation metadata as JSON, and one SQL statement that runs both legs and fuses
 them by reciprocal rank fusion. The Milvus store's design (index/milvus_store.py), on an engine
 that has an approximate index and real transactions.
@@ -6,7 +7,7 @@ that has an approximate index and real transactions.
 Three tables:
 
 * `<table>` holds one row per chunk: a bigint id derived from (source, position); `source` (what a
-  file's chunks are deleted by); the L2-normalised `dense` vector (HNSW, `vector_cosine_ops`);
+  file's chunks are deleted by); the L2-normalised `dense` vector (HNSW or IVFFlat, `vector_cosine_ops`);
   `n_terms`, its length in BM25 terms; and the whole `Chunk` as JSONB (`chunk`), so a hit carries
   lines, heading and sentence spans.
 * `<table>_postings` is the lexical index: one row per (term, chunk) with the term's count `tf`,
@@ -16,7 +17,8 @@ Three tables:
 * `<table>_files` holds per-file records, keyed (kind, source): `file` rows (sha256 and number of
   chunks), `df` rows (that file's term document frequencies, so the exact idf of the local BM25 is
   a sum over files) and one `meta` row: what the index was built with, and the HNSW parameters,
-  `ef_search` among them (set on every session: the recall/latency knob, like FAISS's nprobe).
+  `ef_search` among them (set on every search: the recall/latency knob, like FAISS's nprobe), and
+  the dense index there now (`dense_index`, so a swap changes the records a service watches).
 
 A file's update (delete its rows, insert the new ones, its df and file records) is one transaction.
 
@@ -66,8 +68,9 @@ EF_SEARCH = 300  # recall@10 0.990 at 100k (80: 0.887, 200: 0.962), SQL time unc
 VECTOR_INDEXES = ("auto", "hnsw", "ivfflat")
 ROWS_PER_LIST = 1000  # IVFFlat: pgvector's advice, lists = rows / 1000 (up to 1M rows)
 # `auto` builds IVFFlat from this many rows (HNSW below): at 100k chunks HNSW is the faster of the
-# two at the same recall, at 1M only IVFFlat keeps recall@10 above 0.95 (docs/scaling.md).
-IVFFLAT_FROM_ROWS = 300_000
+# two at recall@10 0.99; at 300k its recall is 0.88 at ef_search 300, IVFFlat's 1.000, and the
+# interpolated crossing of 0.95 is near 150k (docs/scaling.md).
+IVFFLAT_FROM_ROWS = 150_000
 
 
 def ivfflat_lists(rows: int, rows_per_list: int = ROWS_PER_LIST) -> int:
@@ -77,7 +80,7 @@ def ivfflat_lists(rows: int, rows_per_list: int = ROWS_PER_LIST) -> int:
 
 
 def ivfflat_probes(lists: int) -> int:
-    """Cells a search scans by default: 2·sqrt(lists) (64 of 1,000 at 1M rows: docs/scaling.md)."""
+    """Cells a search scans by default: 2·sqrt(lists) (63 of 1,000 at 1M rows: docs/scaling.md)."""
     return min(lists, max(1, round(2 * math.sqrt(lists))))
 
 
@@ -150,7 +153,17 @@ class PgvectorChunkStore:
         self._vector_ready()
         meta = self.meta() or {}
         self.set_ef_search(int(meta.get("ef_search", ef_search)))
-        self.built_index, self.lists = self._dense_index()
+        self.dense = self._dense_index()
+
+    @property
+    def built_index(self) -> str:
+        """The dense index's access method as last read ("" before the first build)."""
+        return self.dense[0]
+
+    @property
+    def lists(self) -> int:
+        """IVFFlat's cells as last read (0 for HNSW)."""
+        return self.dense[1]
 
     @property
     def safe_dsn(self) -> str:
@@ -183,8 +196,8 @@ class PgvectorChunkStore:
 
     def _search_pool(self) -> Any:
         """The pool the searches draw from, opened on first use (a build never opens it). Each
-        connection gets the vector adapter when it is made; `hnsw.ef_search` is set per search,
-        so a change of it (set_ef_search) reaches connections opened before it."""
+        connection gets the vector adapter when it is made; `hnsw.ef_search` and `ivfflat.probes`
+        are set per search, so a change of them reaches connections opened before it."""
         with self._pool_lock:
             if self._closed:
                 raise PgvectorStoreError(f"the store for {self.safe_dsn} is closed")
@@ -259,7 +272,10 @@ class PgvectorChunkStore:
     def _search_settings(self) -> str:
         """Both dense knobs, set before each search: whichever index the table holds (a build may
         have swapped one for the other since this service last looked) is searched with its own."""
-        probes = self.probes or ivfflat_probes(self.lists or 1)
+        kind, lists = self.dense  # one read: a refresh on another thread replaces the pair whole
+        probes = self.probes or ivfflat_probes(lists or 1)
+        if kind == "ivfflat" and lists:
+            probes = min(probes, lists)  # more than there are scans them all anyway
         return (
             f"SELECT set_config('hnsw.ef_search', '{int(self.ef_search)}', false), "
             f"set_config('ivfflat.probes', '{int(probes)}', false)"
@@ -365,7 +381,7 @@ class PgvectorChunkStore:
             # VACUUM sets the visibility map, so the postings are read by index-only scans.
             self.conn.execute(f"VACUUM ANALYZE {self.table}")
             self.conn.execute(f"VACUUM ANALYZE {p}")
-            self.built_index, self.lists = self._dense_index()
+            self.dense = self._dense_index()
             # In the build record too, so a running service's watcher sees a swap and re-reads the
             # index's kind and cells (stats()).
             self.conn.execute(
@@ -547,7 +563,7 @@ class PgvectorChunkStore:
         """Total chunks and the df table summed over the stored files. Read again whenever the stored
         files change, so it also re-reads the dense index's kind and cells (a rebuild may have
         replaced them under a running service)."""
-        self.built_index, self.lists = self._dense_index()
+        self.dense = self._dense_index()
         n = self.conn.execute(f"SELECT coalesce(sum(n_chunks), 0) FROM {self.files_table} WHERE kind = 'file'")
         df: Counter[str] = Counter()
         rows = self.conn.execute(
@@ -579,7 +595,7 @@ class PgvectorChunkStore:
         idf: Mapping[str, float] | None = None,
         avgdl: float | None = None,
     ) -> list[StoredHit]:
-        """Dense (HNSW) top-`candidates` and BM25 top-`candidates`, fused by RRF (`rrf_k`), in one
+        """Dense (HNSW or IVFFlat) top-`candidates` and BM25 top-`candidates`, fused by RRF (`rrf_k`), in one
         statement. `idf` and `avgdl` are the corpus statistics (the retriever keeps them; read
         from the tables when not given). A question with no known word runs the dense leg alone."""
         import psycopg

@@ -72,11 +72,11 @@ class Settings(BaseSettings):
     milvus_uri: str = ".citeqa/milvus.db"
     pgvector_dsn: str = "postgresql://citeqa@127.0.0.1:5432/citeqa"
     pgvector_pool_size: int = Field(4, ge=1, le=64)  # search connections a service keeps at most
-    # pgvector's dense index: auto (HNSW below 300k chunks, IVFFlat with rows/1000 cells from there:
+    # pgvector's dense index: auto (HNSW below 150k chunks, IVFFlat with rows/1000 cells from there:
     # docs/scaling.md), or one of them. `citeqa index` rebuilds it from the stored vectors when the
     # choice changes; nothing is re-embedded.
     pgvector_index: Literal["auto", "hnsw", "ivfflat"] = "auto"
-    pgvector_probes: int = Field(0, ge=0, le=100_000)  # IVFFlat cells a search scans; 0: 2*sqrt(cells)
+    pgvector_probes: int = Field(0, ge=0, le=32_768)  # IVFFlat cells a search scans; 0: 2*sqrt(cells)
     embedding_model: str = "all-MiniLM-L6-v2"
     query_encoder: Literal["onnx", "torch"] = "onnx"
     chunk_tokens: int = Field(160, ge=16, le=2048)

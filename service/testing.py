@@ -344,11 +344,21 @@ def fake_loader(llm: FakeLLM | None = None) -> Callable[[Settings, LLMGate], Ans
             )
         if settings.vector_store == "pgvector":
             from index.pgvector_build import build_pgvector
+            from index.pgvector_store import PgvectorChunkStore
             from service.answer.loading import open_retriever
 
-            build_pgvector(
-                settings.corpus_dir, settings.pgvector_dsn, embedder, settings.chunk_tokens, settings.chunk_overlap
-            )
+            writer = PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim, vector_index=settings.pgvector_index)
+            try:
+                build_pgvector(
+                    settings.corpus_dir,
+                    settings.pgvector_dsn,
+                    embedder,
+                    settings.chunk_tokens,
+                    settings.chunk_overlap,
+                    store=writer,
+                )
+            finally:
+                writer.close()
             return Answerer(
                 settings, open_retriever(settings, embedder), embedder, llm or FakeLLM(), Prompts.load(), gate
             )

@@ -64,8 +64,8 @@ def check_index(settings: Settings) -> None:
 
 def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
     """The one place that knows which store holds the chunks (`CITEQA_VECTOR_STORE`): the FAISS
-    index on disk with BM25 in process, or a Milvus collection or PostgreSQL tables (an HNSW index
-    and a BM25 postings table) that run both searches themselves.
+    index on disk with BM25 in process, or a Milvus collection or PostgreSQL tables (an HNSW or IVFFlat
+    index and a BM25 postings table) that run both searches themselves.
     Raises `IndexLoadError` when the store cannot serve this embedder."""
     from index import store
 

@@ -1,4 +1,4 @@
-"""The `Retriever` over PostgreSQL + pgvector: one SQL statement runs the dense (HNSW) and BM25
+"""The `Retriever` over PostgreSQL + pgvector: one SQL statement runs the dense (HNSW or IVFFlat) and BM25
 (postings b-tree) legs and fuses them by RRF (k from settings, 30 candidates each, as
 `HybridRetriever` does in process).
 

@@ -103,6 +103,8 @@ def test_another_kind_of_dense_index_is_rebuilt_from_the_stored_vectors(
     ivf = PgvectorChunkStore(dsn, dim=embedder.dim, vector_index="ivfflat")
     try:
         assert reader.hybrid_search(vector, "Quoxaldrin", k=3)  # its pool is open before the swap
+        meaning = embedder.encode_query("sleeping cars berths washbasin")  # the dense leg alone
+        by_hnsw = [h.chunk_id for h in reader.hybrid_search(meaning, "what is it about", k=3)]
         digest = reader.files_digest()
         report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf)
         assert report.rebuild_reason is None and report.n_embedded == 0
@@ -113,8 +115,9 @@ def test_another_kind_of_dense_index_is_rebuilt_from_the_stored_vectors(
         reader.stats()
         assert (reader.built_index, reader.lists) == ("ivfflat", 1)
         assert "Quoxaldrin" in reader.hybrid_search(vector, "Quoxaldrin", k=3)[0].chunk.text
+        assert [h.chunk_id for h in reader.hybrid_search(meaning, "what is it about", k=3)] == by_hnsw
         with reader._search_pool().connection() as conn:
-            assert conn.execute("SHOW ivfflat.probes").fetchone() == ("3",)
+            assert conn.execute("SHOW ivfflat.probes").fetchone() == ("1",)  # 3 asked, 1 cell there
         again = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=ivf)
         assert again.dense_index_change is None and again.n_embedded == 0
         back = build_pgvector(
@@ -147,6 +150,13 @@ def test_auto_follows_the_table_size(
         report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=auto)
         assert report.n_embedded == 0 and report.dense_index_change
         assert (auto.built_index, auto.lists) == ("ivfflat", rows // 2)
+        reader = PgvectorChunkStore(dsn, dim=embedder.dim, probes=3)
+        try:
+            assert reader.hybrid_search(embedder.encode_query("Quoxaldrin"), "Quoxaldrin", k=3)
+            with reader._search_pool().connection() as conn:
+                assert conn.execute("SHOW ivfflat.probes").fetchone() == ("3",)
+        finally:
+            reader.close()
         for name in sorted(DOCS)[1:]:  # most of the corpus goes
             (corpus / name).unlink()
         report = build_pgvector(corpus, dsn, embedder, TOKENS, OVERLAP, store=auto)
