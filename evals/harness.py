@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sys
 import time
@@ -95,6 +96,28 @@ class InProcess:
                 self.settings.chunk_tokens,
                 self.settings.chunk_overlap,
             )
+        elif self.settings.vector_store == "pgvector":  # CITEQA_PGVECTOR_DSN: one set of tables per corpus
+            from index.pgvector_build import build_pgvector
+            from index.pgvector_store import PgvectorChunkStore
+
+            self.settings.pgvector_table = "citeqa_eval_" + re.sub(r"[^a-z0-9_]", "_", corpus.name.lower())[:28]
+            writer = PgvectorChunkStore(
+                self.settings.pgvector_dsn,
+                table=self.settings.pgvector_table,
+                dim=self.embedder.dim,
+                vector_index=self.settings.pgvector_index,
+            )
+            try:
+                build_pgvector(
+                    self.settings.corpus_dir,
+                    self.settings.pgvector_dsn,
+                    self.embedder,
+                    self.settings.chunk_tokens,
+                    self.settings.chunk_overlap,
+                    store=writer,
+                )
+            finally:
+                writer.close()
         else:
             build(
                 self.settings.corpus_dir,

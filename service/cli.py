@@ -134,7 +134,12 @@ def _index_pgvector(settings: Settings, args: argparse.Namespace) -> int:
     try:
         from index.pgvector_store import PgvectorChunkStore
 
-        store = PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim, vector_index=settings.pgvector_index)
+        store = PgvectorChunkStore(
+            settings.pgvector_dsn,
+            table=settings.pgvector_table,
+            dim=embedder.dim,
+            vector_index=settings.pgvector_index,
+        )
         print(f"indexing {settings.corpus_dir} -> PostgreSQL {store.safe_dsn}", file=sys.stderr)
         report = build_pgvector(
             settings.corpus_dir,

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     vector_store: Literal["faiss", "milvus", "pgvector"] = "faiss"
     milvus_uri: str = ".citeqa/milvus.db"
     pgvector_dsn: str = "postgresql://citeqa@127.0.0.1:5432/citeqa"
+    # The chunks table (and its `_postings` and `_files` tables): several corpora in one database.
+    pgvector_table: str = Field("citeqa_chunks", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
     pgvector_pool_size: int = Field(4, ge=1, le=64)  # search connections a service keeps at most
     # pgvector's dense index: auto (HNSW below 150k chunks, IVFFlat with rows/1000 cells from there:
     # docs/scaling.md), or one of them. `citeqa index` rebuilds it from the stored vectors when the

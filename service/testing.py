@@ -347,7 +347,12 @@ def fake_loader(llm: FakeLLM | None = None) -> Callable[[Settings, LLMGate], Ans
             from index.pgvector_store import PgvectorChunkStore
             from service.answer.loading import open_retriever
 
-            writer = PgvectorChunkStore(settings.pgvector_dsn, dim=embedder.dim, vector_index=settings.pgvector_index)
+            writer = PgvectorChunkStore(
+                settings.pgvector_dsn,
+                table=settings.pgvector_table,
+                dim=embedder.dim,
+                vector_index=settings.pgvector_index,
+            )
             try:
                 build_pgvector(
                     settings.corpus_dir,

@@ -47,7 +47,7 @@ def check_index(settings: Settings) -> None:
         from index.pgvector_store import PgvectorChunkStore, PgvectorStoreError
 
         try:
-            pg = PgvectorChunkStore(settings.pgvector_dsn)
+            pg = PgvectorChunkStore(settings.pgvector_dsn, table=settings.pgvector_table)
             try:
                 built = pg.meta() is not None
             finally:
@@ -87,6 +87,7 @@ def open_retriever(settings: Settings, embedder: Embedder) -> Retriever:
             return PgvectorRetriever(
                 PgvectorChunkStore(
                     settings.pgvector_dsn,
+                    table=settings.pgvector_table,
                     dim=embedder.dim,
                     pool_size=settings.pgvector_pool_size,
                     probes=settings.pgvector_probes,

@@ -46,6 +46,26 @@ def test_answers_from_pgvector_match_the_faiss_index(tmp_path: Path, pg_server: 
     check_index(pg)  # built: start-up goes ahead
 
 
+def test_a_named_table_with_ivfflat_serves_the_same_answers(tmp_path: Path, pg_server: PostgresServer) -> None:
+    """CITEQA_PGVECTOR_TABLE keeps a corpus's tables apart in a shared database, and the service
+    answers from an IVFFlat index as from HNSW (one cell on a corpus this small: an exact scan)."""
+    dsn = pg_server.new_database("named")
+    pg = fake_settings(
+        tmp_path / "p", vector_store="pgvector", pgvector_dsn=dsn, pgvector_table="seeds_a", pgvector_index="ivfflat"
+    )
+    assert _answers(pg) == _answers(fake_settings(tmp_path / "f"))
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        kind = conn.execute(
+            "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'seeds_a_dense'"
+        ).fetchone()
+    assert tables == {"seeds_a", "seeds_a_postings", "seeds_a_files"} and kind == ("ivfflat",)
+    with pytest.raises(IndexLoadError, match="no index found"):  # the default table is not there
+        check_index(fake_settings(tmp_path / "d", vector_store="pgvector", pgvector_dsn=dsn))
+
+
 def test_an_empty_pgvector_store_stops_start_up_naming_the_fix(tmp_path: Path, pg_server: PostgresServer) -> None:
     settings = fake_settings(tmp_path, vector_store="pgvector", pgvector_dsn=pg_server.new_database("empty"))
     with pytest.raises(IndexLoadError, match="citeqa index"):
